@@ -1,0 +1,138 @@
+"""The one place the application is assembled: plugins, routes, middleware, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.datastructures import CacheControlHeader
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
+
+from backend.auth.controllers import AuthController, DemoAuthController
+from backend.auth.ratelimit import rate_limit_guard
+from backend.auth.sessions import build_auth
+from backend.config import ROOT, Settings, load_settings
+from backend.deps import dependencies
+from backend.errors import exception_handlers
+from backend.ops.health import HealthController
+from backend.ops.logging import RequestContextMiddleware, configure_logging
+from backend.ops.metrics import MetricsController, prometheus
+from backend.resources import Resources
+from backend.users.controllers import AdminController, MeController
+from backend.web.assets import AssetManifest
+from backend.web.controllers import PageController
+
+STATIC_DIR = ROOT / "static"
+TEMPLATE_DIR = ROOT / "webapp" / "templates"
+# Asset URLs carry a content hash (see web/assets.py), so a year-long cache is safe.
+STATIC_CACHE = CacheControlHeader(max_age=365 * 24 * 3600, public=True)
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or load_settings()
+    configure_logging(settings.log.level)
+    auth = build_auth(settings)
+    assets = AssetManifest(STATIC_DIR)
+
+    def template_globals(engine: JinjaTemplateEngine) -> None:
+        engine.engine.globals["asset"] = assets.url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        resources = Resources.open(settings)
+        app.state.resources = resources
+        bot_runtime = None
+        if settings.bot.token:
+            from bot.runtime import BotRuntime
+
+            bot_runtime = BotRuntime.create(settings, resources.db)
+        app.state.bot = bot_runtime
+        log.info(
+            "started",
+            database=resources.db.dialect,
+            redis=bool(resources.redis),
+            bot="on" if bot_runtime else "off (no BOT_TOKEN)",
+        )
+        try:
+            yield
+        finally:
+            if bot_runtime is not None:
+                await bot_runtime.close()
+            await resources.close()
+
+    handlers: list[ControllerRouterHandler] = [
+        PageController,
+        AuthController,
+        MeController,
+        AdminController,
+        HealthController,
+        MetricsController,
+        create_static_files_router(
+            path="/static",
+            directories=[STATIC_DIR],
+            cache_control=STATIC_CACHE,
+            opt={"exclude_from_auth": True},
+        ),
+    ]
+    if settings.demo_login:
+        handlers.append(DemoAuthController)
+    if settings.bot.token:
+        from bot.webhook import BotWebhookController
+
+        handlers.append(BotWebhookController)
+
+    app = Litestar(
+        route_handlers=handlers,
+        dependencies=dependencies,
+        guards=[rate_limit_guard],
+        exception_handlers=exception_handlers,
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, access_log=settings.log.requests),
+            prometheus.middleware,
+        ],
+        on_app_init=[auth.on_app_init],
+        lifespan=[lifespan],
+        template_config=TemplateConfig(
+            directory=TEMPLATE_DIR, engine=JinjaTemplateEngine, engine_callback=template_globals
+        ),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        openapi_config=OpenAPIConfig(
+            title=f"{settings.app.name} API",
+            version="0.1.0",
+            path="/schema",
+            # Served from static/vendor: the docs work with no internet, like the app.
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url=assets.url("vendor/swagger-ui/swagger-ui-bundle.js"),
+                    css_url=assets.url("vendor/swagger-ui/swagger-ui.css"),
+                    standalone_preset_js_url=assets.url(
+                        "vendor/swagger-ui/swagger-ui-standalone-preset.js"
+                    ),
+                    path="/",
+                    favicon="",
+                )
+            ],
+        ),
+        logging_config=None,  # configure_logging() owns logging: JSON lines, no queue thread
+        debug=False,
+    )
+    app.state.auth = auth
+    app.state.settings = settings
+    return app
+
+
+def app_factory() -> Any:
+    """Entry point for ``uvicorn --factory backend.app:app_factory``."""
+    return create_app()

@@ -1,0 +1,134 @@
+"""HTTP: sign-in from Telegram initData, demo sign-in (embedded default only), sign-out."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
+from litestar.security.jwt import JWTCookieAuth, Token
+
+from backend.auth.initdata import InitDataError, TelegramKeys, validate_init_data
+from backend.auth.ratelimit import RATE_LIMIT_OPT
+from backend.auth.sessions import COOKIE_NAME, PUBLIC, session_response
+from backend.config import Settings
+from backend.db.uow import UnitOfWork
+from backend.errors import Unauthorized
+from backend.users import service
+from backend.users.models import User
+from backend.users.schemas import UserProfile
+
+# A sign-in body is a short JSON object; anything this big is not one.
+MAX_BODY_BYTES = 16 * 1024
+
+
+class TelegramSignIn(msgspec.Struct, forbid_unknown_fields=True):
+    init_data: str
+    start_param: str | None = None
+    """Fallback for launches whose initData has no start_param (inline web_app buttons)."""
+
+
+class DemoSignIn(msgspec.Struct, forbid_unknown_fields=True):
+    start_param: str | None = None
+
+
+_decode_sign_in = msgspec.json.Decoder(TelegramSignIn)
+_decode_demo = msgspec.json.Decoder(DemoSignIn)
+
+
+def telegram_keys(settings: Settings) -> TelegramKeys:
+    return TelegramKeys(
+        bot_token=settings.bot.token,
+        bot_id=settings.bot.bot_id,
+        public_key=bytes.fromhex(settings.auth.telegram_public_key),
+    )
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+    opt = PUBLIC
+
+    @post("/telegram", opt={RATE_LIMIT_OPT: "signin"}, request_max_body_size=MAX_BODY_BYTES)
+    async def telegram(
+        self,
+        request: Request[Any, Any, Any],
+        uow: NamedDependency[UnitOfWork],
+        settings: NamedDependency[Settings],
+    ) -> Response[dict[str, Any]]:
+        """Exchange Telegram initData for a session (JWT in the body and an HttpOnly cookie)."""
+        body = await _parse_body(request)
+        try:
+            data = validate_init_data(
+                body.init_data,
+                telegram_keys(settings),
+                max_age=timedelta(seconds=settings.auth.init_data_max_age_seconds),
+            )
+        except InitDataError as exc:
+            raise Unauthorized(exc.message, code=f"init_data_{exc.code}") from exc
+        assert data.user is not None
+        profile = service.TelegramProfile(
+            telegram_id=data.user.id,
+            first_name=data.user.first_name or "",
+            username=data.user.username,
+            last_name=data.user.last_name,
+            language_code=data.user.language_code,
+            is_premium=bool(data.user.is_premium),
+            photo_url=data.user.photo_url,
+        )
+        signed = await service.sign_in(
+            uow, profile, start_param=data.start_param or body.start_param
+        )
+        return _signed_in(request, signed)
+
+    @post("/logout", opt={"exclude_from_auth": False})
+    async def logout(self) -> Response[None]:
+        """End the session: the cookie is cleared."""
+        response: Response[None] = Response(None, status_code=204)
+        response.delete_cookie(COOKIE_NAME, path="/")
+        return response
+
+
+class DemoAuthController(Controller):
+    """Registered only when demo sign-in is allowed (never in production)."""
+
+    path = "/api/auth"
+    tags = ["auth"]
+    opt = PUBLIC
+
+    @post("/demo", opt={RATE_LIMIT_OPT: "signin"}, request_max_body_size=MAX_BODY_BYTES)
+    async def demo(
+        self, request: Request[Any, Any, Any], uow: NamedDependency[UnitOfWork]
+    ) -> Response[dict[str, Any]]:
+        """A fresh demo user for a browser without Telegram."""
+        raw = await request.body()
+        try:
+            body = _decode_demo.decode(raw or b"{}")
+        except msgspec.DecodeError as exc:
+            raise Unauthorized(f"bad sign-in body: {exc}", code="bad_body") from exc
+        # Negative ids never collide with Telegram's, which are positive.
+        demo_id = -secrets.randbelow(2**52) - 1
+        profile = service.TelegramProfile(telegram_id=demo_id, first_name="Demo", username=None)
+        signed = await service.sign_in(uow, profile, start_param=body.start_param, is_demo=True)
+        return _signed_in(request, signed)
+
+
+async def _parse_body(request: Request[Any, Any, Any]) -> TelegramSignIn:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Unauthorized("sign-in body is too large", code="bad_body")
+    try:
+        return _decode_sign_in.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise Unauthorized(f"bad sign-in body: {exc}", code="bad_body") from exc
+
+
+def _signed_in(request: Request[Any, Any, Any], signed: service.SignIn) -> Response[dict[str, Any]]:
+    auth: JWTCookieAuth[User, Token] = request.app.state.auth
+    user = signed.user
+    assert user.id is not None
+    body = {"user": msgspec.to_builtins(UserProfile.of(user)), "created": signed.created}
+    return session_response(auth, user.id, body, status_code=201 if signed.created else 200)

@@ -1,0 +1,155 @@
+"""``simplrefq``: one entry point for serving, the bot, migrations and administration."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from backend.config import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SimplRefQ: Telegram mini-app for trading and points."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default APP_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default APP_PORT).")
+@click.option("--workers", type=int, default=None, help="Processes (default APP_WORKERS).")
+@click.option(
+    "--migrate/--no-migrate",
+    default=True,
+    show_default=True,
+    help="Apply database migrations before serving.",
+)
+def serve(host: str | None, port: int | None, workers: int | None, migrate: bool) -> None:
+    """Serve the mini-app, the API and the bot webhook (production server: uvicorn)."""
+    import uvicorn
+
+    settings = _settings()
+    host = host or settings.app.host
+    port = port or settings.app.port
+    workers = workers or settings.app.workers
+    if workers > 1 and settings.embedded:
+        raise click.ClickException(
+            "several workers need DATABASE_URL (PostgreSQL) and REDIS_URL; "
+            "the embedded default runs in one process"
+        )
+    if migrate:
+        from backend.db import migrate as migrations
+
+        migrations.upgrade(settings)
+    mode = "embedded (SQLite, in-process)" if settings.embedded else "PostgreSQL + Redis"
+    click.echo(f"SimplRefQ ({mode}) at http://{host}:{port}/  (API docs: /schema)", err=True)
+    uvicorn.run(
+        "backend.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@main.group()
+def bot() -> None:
+    """The Telegram bot: long polling, or a webhook served by `simplrefq serve`."""
+
+
+def _bot_settings() -> Settings:
+    settings = _settings()
+    if not settings.bot.token:
+        raise click.ClickException("BOT_TOKEN is not set: the bot is off")
+    return settings
+
+
+@bot.command("poll")
+def bot_poll() -> None:
+    """Run the bot with long polling (removes any webhook first)."""
+    from bot.runtime import run_polling
+
+    asyncio.run(run_polling(_bot_settings()))
+
+
+@bot.command("set-webhook")
+def bot_set_webhook() -> None:
+    """Point Telegram at APP_PUBLIC_URL/bot/webhook (HTTPS) with BOT_WEBHOOK_SECRET."""
+    from bot.runtime import set_webhook
+
+    settings = _bot_settings()
+    if not settings.app.base_url.startswith("https://"):
+        raise click.ClickException("Telegram needs an HTTPS APP_PUBLIC_URL for a webhook")
+    url = asyncio.run(set_webhook(settings))
+    click.echo(f"webhook set to {url}")
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from backend.db import migrate as migrations
+
+    migrations.upgrade(_settings(), revision)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. base)."""
+    from backend.db import migrate as migrations
+
+    migrations.downgrade(_settings(), revision)
+
+
+@main.group()
+def users() -> None:
+    """User administration."""
+
+
+@users.command("set-role")
+@click.argument("telegram_id", type=int)
+@click.argument("role", type=click.Choice(["user", "moderator", "admin"]))
+def users_set_role(telegram_id: int, role: str) -> None:
+    """Give the user with TELEGRAM_ID a ROLE (bootstraps the first admin; audited)."""
+    asyncio.run(_set_role(_settings(), telegram_id, role))
+
+
+async def _set_role(settings: Settings, telegram_id: int, role: str) -> None:
+    from backend.audit.service import AuditContext
+    from backend.db.engine import Database
+    from backend.db.uow import unit_of_work
+    from backend.users import service
+    from backend.users.models import Role
+
+    db = Database.connect(settings)
+    try:
+        async with unit_of_work(db) as uow:
+            user = await service.get_by_telegram_id(uow.session, telegram_id)
+            if user is None or user.id is None:
+                raise click.ClickException(f"no user with telegram id {telegram_id}; sign in first")
+            await service.set_role(
+                uow.session, AuditContext(actor_id=None, ip="cli"), user.id, Role(role)
+            )
+    finally:
+        await db.dispose()
+    click.echo(f"telegram user {telegram_id} is now {role}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Alembic environment: runs migrations through the app's own async engine."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from backend.config import load_settings
+from backend.db.engine import create_engine
+from backend.db.models import metadata
+
+config = context.config
+
+
+def _do_run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    settings = config.attributes.get("settings") or load_settings()
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_do_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit(
+        "offline (SQL script) migrations are not supported; run `simplrefq db upgrade`"
+    )
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _do_run(connection)
+else:
+    asyncio.run(_run_async())

@@ -1,0 +1,12 @@
+"""Every table, imported once so that SQLModel.metadata is complete for Alembic."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from backend.audit.models import AuditEntry
+from backend.users.models import User
+
+metadata = SQLModel.metadata
+
+__all__ = ["AuditEntry", "User", "metadata"]

@@ -1,0 +1,87 @@
+"""HTTP: the signed-in user's profile; user administration for moderators and admins."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from backend.audit.service import AuditContext, list_entries, record
+from backend.auth.guards import admin_only, moderator_only
+from backend.config import Settings
+from backend.db.uow import UnitOfWork
+from backend.users import service
+from backend.users.models import User
+from backend.users.schemas import Me, RoleChange, UserProfile
+
+
+def referral_link(settings: Settings, user: User) -> str | None:
+    if not settings.bot.username:
+        return None
+    return f"https://t.me/{settings.bot.username}?startapp=ref_{user.referral_code}"
+
+
+class MeController(Controller):
+    path = "/api/me"
+    tags = ["users"]
+
+    @get()
+    async def me(
+        self,
+        request: Request[User, Any, Any],
+        uow: NamedDependency[UnitOfWork],
+        settings: NamedDependency[Settings],
+    ) -> Me:
+        """The signed-in user's profile and referral link."""
+        user = request.user
+        assert user.id is not None
+        referees = await service.count_referees(uow.session, user.id)
+        return Me(
+            user=UserProfile.of(user),
+            referral_link=referral_link(settings, user),
+            referees=referees,
+        )
+
+
+class AdminController(Controller):
+    path = "/api/admin"
+    tags = ["admin"]
+
+    @get("/users", guards=[moderator_only])
+    async def list_users(
+        self,
+        uow: NamedDependency[UnitOfWork],
+        audit: NamedDependency[AuditContext],
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> list[UserProfile]:
+        """Users, oldest first (moderators and admins)."""
+        users = await service.list_users(uow.session, limit=limit, offset=offset)
+        await record(uow.session, audit, "user.list", details={"limit": limit, "offset": offset})
+        return [UserProfile.of(user) for user in users]
+
+    @put("/users/{user_id:int}/role", guards=[admin_only])
+    async def set_role(
+        self,
+        user_id: FromPath[int],
+        data: JSONBody[RoleChange],
+        uow: NamedDependency[UnitOfWork],
+        audit: NamedDependency[AuditContext],
+    ) -> UserProfile:
+        """Grant or remove a role (admins only; audited)."""
+        user = await service.set_role(uow.session, audit, user_id, data.role)
+        return UserProfile.of(user)
+
+    @get("/audit", guards=[admin_only])
+    async def audit_log(
+        self,
+        uow: NamedDependency[UnitOfWork],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        before_id: FromQuery[int | None] = None,
+        action: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    ) -> list[dict[str, Any]]:
+        """The audit log, newest first (admins only)."""
+        entries = await list_entries(uow.session, limit=limit, before_id=before_id, action=action)
+        return [entry.model_dump(mode="json") for entry in entries]

@@ -1,0 +1,201 @@
+"""HTTP benchmark of the shell page and the sign-in endpoint, served by `simplrefq serve`.
+
+Starts the production server command (uvicorn, several workers, PostgreSQL + Redis) in its own
+process group, drives it with wrk (a C load generator, so the client costs little of the two
+cores), and prints requests/s and latency percentiles.  Also prints the gzipped size of the JS
+and CSS the page ships.
+
+    .venv/bin/python bench/http_bench.py [--workers 2] [--seconds 10] [--connections 64]
+
+Needs wrk (`apt-get install wrk`), PostgreSQL and Redis on loopback (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.telegram import BOT_TOKEN, base_fields, signed_init_data  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+# Distinct users, so sign-ins spread over rows as real traffic does instead of queueing on one.
+SIGN_IN_USERS = 5000
+
+WRK_POST_SCRIPT = """
+local bodies = {}
+for line in io.lines("%s") do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  local headers = {["Content-Type"] = "application/json"}
+  return wrk.format("POST", "/api/auth/telegram", headers, bodies[i])
+end
+"""
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    def ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "90", "99"):
+        match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", output, re.M)
+        if match:
+            figures[f"p{pct}_ms"] = ms(match.group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    figures["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    return figures
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, float]:
+    command = [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        url,
+    ]
+    if script is not None:
+        command[1:1] = ["-s", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return parse_wrk(result.stdout)
+
+
+def report(name: str, figures: dict[str, float], target: str) -> None:
+    print(
+        f"{name:26s} {figures['rps']:8.0f} req/s  p50 {figures['p50_ms']:6.2f} ms  "
+        f"p99 {figures['p99_ms']:6.2f} ms  non-2xx {figures['non_2xx']:.0f}   ({target})"
+    )
+
+
+def wait_ready(base: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not become ready")
+
+
+def shipped_assets(base: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{base}/") as response:  # noqa: S310
+        html = response.read().decode()
+    sizes = {}
+    for path in re.findall(r'(?:src|href)="(/static/[^"]+\.(?:js|css)[^"]*)"', html):
+        with urllib.request.urlopen(f"{base}{path}") as response:  # noqa: S310
+            sizes[path.split("?")[0]] = len(gzip.compress(response.read(), compresslevel=6))
+    return sizes
+
+
+async def create_database() -> tuple[str, str]:
+    name = f"simplrefq_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return name, f"{base}/{name}"
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+    db_name, db_url = asyncio.run(create_database())
+    base = f"http://127.0.0.1:{args.port}"
+    env = {
+        **os.environ,
+        "APP_ENV": "production",
+        "APP_PORT": str(args.port),
+        "APP_WORKERS": str(args.workers),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "AUTH_JWT_SECRET": uuid.uuid4().hex * 2,
+        "AUTH_TELEGRAM_PUBLIC_KEY": "00" * 32,
+        "BOT_TOKEN": BOT_TOKEN,
+        "BOT_WEBHOOK_SECRET": uuid.uuid4().hex,
+        # One loopback address sends everything: the per-address sign-in limit would stop the
+        # benchmark, so it is raised, but every request is still counted in Redis.
+        "RATELIMIT_SIGNIN_PER_IP": "100000000/minute",
+    }
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/simplrefq"), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_ready(base)
+        with tempfile.TemporaryDirectory() as tmp:
+            bodies = Path(tmp) / "bodies.txt"
+            with bodies.open("w") as out:
+                for i in range(SIGN_IN_USERS):
+                    init_data = signed_init_data(base_fields(10_000_000 + i))
+                    out.write(json.dumps({"init_data": init_data}) + "\n")
+            script = Path(tmp) / "signin.lua"
+            script.write_text(WRK_POST_SCRIPT % bodies)
+            # Warm up: create the users and the connection pools before measuring.
+            wrk(base + "/", 2, args.connections)
+            wrk(base, 3, args.connections, script)
+            page = wrk(base + "/", args.seconds, args.connections)
+            page_alone = wrk(base + "/", args.seconds, 1)
+            signin = wrk(base, args.seconds, args.connections, script)
+        assets = shipped_assets(base)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=15)
+        asyncio.run(drop_database(db_name))
+
+    total_kb = sum(assets.values()) / 1024
+    print(
+        f"machine: {os.cpu_count()} cores; server: simplrefq serve, {args.workers} workers, "
+        f"PostgreSQL + Redis; wrk -t2 -c{args.connections} -d{args.seconds}s"
+    )
+    report("GET /", page, "target: p50 < 10 ms")
+    report("GET / (1 connection)", page_alone, "server time per page")
+    report("POST /api/auth/telegram", signin, "target: >= 2,000 req/s")
+    for path, size in assets.items():
+        print(f"  {path:40s} {size / 1024:6.1f} KB gzipped")
+    print(f"JS+CSS shipped          {total_kb:.1f} KB gzipped   (target < 60 KB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The Telegram bot: launcher of the mini-app (and, later, its notifier)."""

@@ -1,0 +1,95 @@
+"""Chat commands.  Handlers only format: the logic is the users service, shared with the API."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiogram import Router, html
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    MenuButtonWebApp,
+    Message,
+    WebAppInfo,
+)
+from aiogram.types import User as TelegramUser
+
+from backend.config import Settings
+from backend.db.engine import Database
+from backend.db.uow import unit_of_work
+from backend.users import service
+
+
+def mini_app_url(settings: Settings, start_param: str | None = None) -> str:
+    """The mini-app URL; a referral rides along as ``startapp`` like a t.me direct link's."""
+    base = settings.app.base_url + "/"
+    if service.referral_code_from_start_param(start_param) is None:
+        return base
+    return f"{base}?{urlencode({'startapp': start_param})}"
+
+
+def open_app_keyboard(url: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="Open SimplRefQ", web_app=WebAppInfo(url=url))]]
+    )
+
+
+def profile_of(user: TelegramUser) -> service.TelegramProfile:
+    return service.TelegramProfile(
+        telegram_id=user.id,
+        first_name=user.first_name,
+        username=user.username,
+        last_name=user.last_name,
+        language_code=user.language_code,
+        is_premium=bool(user.is_premium),
+    )
+
+
+async def start(
+    message: Message,
+    command: CommandObject,
+    settings: Settings,
+    db: Database,
+) -> None:
+    if message.from_user is None or message.from_user.is_bot:
+        return
+    async with unit_of_work(db) as uow:
+        signed = await service.sign_in(uow, profile_of(message.from_user), start_param=command.args)
+    url = mini_app_url(settings, command.args)
+    name = html.quote(message.from_user.first_name)
+    if signed.created and signed.user.referred_by_id is not None:
+        greeting = f"Welcome to {html.quote(settings.app.name)}, {name}! A friend invited you."
+    else:
+        greeting = f"Welcome to {html.quote(settings.app.name)}, {name}!"
+    await message.answer(
+        f"{greeting}\n\nTrade TON, ETH and BNB, earn points and climb the leaderboard. "
+        "Tap the button to open the app.",
+        reply_markup=open_app_keyboard(url),
+    )
+    if message.bot is not None:
+        await message.bot.set_chat_menu_button(
+            chat_id=message.chat.id,
+            menu_button=MenuButtonWebApp(
+                text="Open", web_app=WebAppInfo(url=mini_app_url(settings))
+            ),
+        )
+
+
+async def help_(message: Message, settings: Settings) -> None:
+    await message.answer(
+        f"<b>{html.quote(settings.app.name)}</b> is a trading and points mini-app.\n\n"
+        "/start: open the app\n"
+        "/help: this message\n\n"
+        "Invite friends with your referral link (in the app's Points tab) and earn a share "
+        "of their points.",
+        reply_markup=open_app_keyboard(mini_app_url(settings)),
+    )
+
+
+def create_router() -> Router:
+    """A new router per Dispatcher: aiogram attaches a router to one dispatcher only."""
+    router = Router(name="launcher")
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    return router

@@ -1,0 +1,84 @@
+"""Builds the aiogram Bot and Dispatcher, for webhook mode (inside the app) or long polling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import BotCommand
+
+from backend.config import Settings
+from backend.db.engine import Database
+from bot.handlers import create_router
+
+log = structlog.get_logger(__name__)
+
+COMMANDS = [
+    BotCommand(command="start", description="Open SimplRefQ"),
+    BotCommand(command="help", description="What this bot does"),
+]
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = None
+    if settings.bot.api_server:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot.api_server))
+    return Bot(
+        token=settings.bot.token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_dispatcher(settings: Settings, db: Database) -> Dispatcher:
+    dispatcher = Dispatcher(settings=settings, db=db)
+    dispatcher.include_router(create_router())
+    return dispatcher
+
+
+@dataclass(slots=True)
+class BotRuntime:
+    bot: Bot
+    dispatcher: Dispatcher
+
+    @classmethod
+    def create(cls, settings: Settings, db: Database) -> BotRuntime:
+        return cls(bot=create_bot(settings), dispatcher=create_dispatcher(settings, db))
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+
+async def set_webhook(settings: Settings) -> str:
+    url = f"{settings.app.base_url}/bot/webhook"
+    bot = create_bot(settings)
+    try:
+        await bot.set_webhook(
+            url,
+            secret_token=settings.bot.webhook_secret,
+            drop_pending_updates=False,
+            allowed_updates=["message", "callback_query"],
+        )
+        await bot.set_my_commands(COMMANDS)
+    finally:
+        await bot.session.close()
+    return url
+
+
+async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
+    db = Database.connect(settings)
+    runtime = BotRuntime.create(settings, db)
+    try:
+        # Polling and a webhook exclude each other at Telegram's end.
+        await runtime.bot.delete_webhook(drop_pending_updates=False)
+        await runtime.bot.set_my_commands(COMMANDS)
+        log.info("bot_polling")
+        await runtime.dispatcher.start_polling(runtime.bot, handle_signals=handle_signals)
+    finally:
+        await runtime.close()
+        await db.dispose()

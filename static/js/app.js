@@ -1,0 +1,200 @@
+// SimplRefQ mini-app: Telegram integration, sign-in and tab switching.
+// Plain ES2020 with no build step. It must also run in a normal browser where
+// telegram-web-app.js did not load, so every Telegram call is guarded.
+(() => {
+  "use strict";
+
+  const tg = window.Telegram?.WebApp ?? null;
+  const root = document.documentElement;
+  const body = document.body;
+  const $ = (id) => document.getElementById(id);
+
+  // The session token lives in memory only: never in localStorage, where any script
+  // on the origin could read it after the page is gone.
+  let token = null;
+  let user = null;
+
+  class ApiError extends Error {
+    constructor(status, data) {
+      const detail = typeof data?.detail === "string" ? data.detail : `Request failed (HTTP ${status})`;
+      super(detail);
+      this.name = "ApiError";
+      this.status = status;
+      this.data = data;
+    }
+  }
+
+  // fetch() with the bearer token, JSON request bodies and JSON answers. Resolves with
+  // the parsed body (null when there is none); rejects with ApiError when not 2xx.
+  async function api(path, options = {}) {
+    const headers = new Headers(options.headers);
+    headers.set("Accept", "application/json");
+    if (token) headers.set("Authorization", `Bearer ${token}`);
+    let payload = options.body;
+    const isPlainData =
+      payload != null &&
+      typeof payload === "object" &&
+      !(payload instanceof FormData) &&
+      !(payload instanceof Blob) &&
+      !(payload instanceof URLSearchParams);
+    if (isPlainData) {
+      payload = JSON.stringify(payload);
+      headers.set("Content-Type", "application/json");
+    }
+    const response = await fetch(path, { credentials: "same-origin", ...options, headers, body: payload });
+    const type = response.headers.get("Content-Type") || "";
+    const data = type.includes("json") ? await response.json().catch(() => null) : null;
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  window.SimplRefQ = Object.freeze({
+    token: () => token,
+    user: () => user,
+    api,
+  });
+
+  // htmx requests carry the same token as api() calls.
+  document.addEventListener("htmx:configRequest", (event) => {
+    if (token) event.detail.headers.Authorization = `Bearer ${token}`;
+  });
+
+  // --- Telegram -------------------------------------------------------------
+
+  // Outside a Telegram client the script still loads but reports platform "unknown"
+  // and a made-up light scheme, so the theme is taken only from a real client.
+  const inTelegramClient = Boolean(tg && tg.platform !== "unknown");
+
+  function applyTheme() {
+    if (inTelegramClient && tg.colorScheme) root.dataset.theme = tg.colorScheme;
+  }
+
+  if (tg) {
+    tg.ready?.();
+    tg.expand?.();
+    applyTheme();
+    tg.onEvent?.("themeChanged", applyTheme);
+  }
+
+  // --- Sign-in --------------------------------------------------------------
+
+  function startParam() {
+    const query = new URLSearchParams(window.location.search);
+    return query.get("startapp") || query.get("tgWebAppStartParam") || tg?.initDataUnsafe?.start_param || null;
+  }
+
+  function setStatus(text, isError = false) {
+    const status = $("auth-status");
+    if (!status) return;
+    status.textContent = text;
+    status.classList.toggle("error", isError);
+  }
+
+  function signedIn(data) {
+    user = data.user;
+    if (data.token) token = data.token;
+    const chip = $("user-chip");
+    if (chip) {
+      chip.textContent = user.first_name || user.username || "Signed in";
+      chip.classList.remove("hidden");
+    }
+    setStatus("");
+    body.dataset.auth = "ready";
+    body.dispatchEvent(new CustomEvent("simplrefq:signed-in", { detail: { user } }));
+  }
+
+  async function demoSignIn(start) {
+    try {
+      return await api("/api/me");
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      return api("/api/auth/demo", { method: "POST", body: { start_param: start } });
+    }
+  }
+
+  async function signIn() {
+    const initData = typeof tg?.initData === "string" ? tg.initData : "";
+    const start = startParam();
+    if (!initData && body.dataset.demo !== "1") {
+      $("open-in-telegram")?.classList.remove("hidden");
+      body.dataset.auth = "none";
+      return;
+    }
+    body.dataset.auth = "pending";
+    setStatus("Signing in…");
+    try {
+      const data = initData
+        ? await api("/api/auth/telegram", { method: "POST", body: { init_data: initData, start_param: start } })
+        : await demoSignIn(start);
+      if (!data?.user) throw new Error("The server answered without a user.");
+      signedIn(data);
+    } catch (error) {
+      token = null;
+      user = null;
+      const detail = error instanceof ApiError ? error.message : "Could not reach the server.";
+      setStatus(detail, true);
+      body.dataset.auth = "failed";
+    }
+  }
+
+  // --- Tabs -----------------------------------------------------------------
+
+  const tabs = Array.from(document.querySelectorAll('#tabbar [role="tab"][data-tab]'));
+  const tabNames = tabs.map((tab) => tab.dataset.tab);
+
+  function selectTab(name, { focus = false } = {}) {
+    const current = tabs.find((tab) => tab.dataset.tab === name) ?? tabs[0];
+    if (!current) return;
+    for (const tab of tabs) {
+      const active = tab === current;
+      tab.setAttribute("aria-selected", String(active));
+      tab.tabIndex = active ? 0 : -1;
+      const panel = $(`panel-${tab.dataset.tab}`);
+      if (panel) panel.hidden = !active;
+    }
+    if (focus) current.focus();
+  }
+
+  function chooseTab(name, options) {
+    const tab = tabs.find((t) => t.dataset.tab === name);
+    if (!tab) return;
+    if (tab.getAttribute("aria-selected") === "true") {
+      if (options?.focus) tab.focus();
+      return;
+    }
+    selectTab(name, options);
+    // replaceState, not a new history entry: Back should leave the app, not walk the tabs.
+    history.replaceState(history.state, "", `#${name}`);
+    if (tg?.isVersionAtLeast?.("6.1")) tg.HapticFeedback?.selectionChanged?.();
+  }
+
+  function tabFromHash() {
+    const name = window.location.hash.slice(1);
+    return tabNames.includes(name) ? name : null;
+  }
+
+  $("tabbar")?.addEventListener("click", (event) => {
+    const tab = event.target.closest('[role="tab"][data-tab]');
+    if (tab) chooseTab(tab.dataset.tab);
+  });
+
+  // Arrow keys move between tabs, as the ARIA tabs pattern expects.
+  $("tabbar")?.addEventListener("keydown", (event) => {
+    const index = tabs.indexOf(document.activeElement);
+    if (index < 0) return;
+    const moves = { ArrowLeft: index - 1, ArrowRight: index + 1, Home: 0, End: tabs.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const next = tabs[(moves[event.key] + tabs.length) % tabs.length];
+    chooseTab(next.dataset.tab, { focus: true });
+  });
+
+  window.addEventListener("hashchange", () => {
+    const name = tabFromHash();
+    if (name) selectTab(name);
+  });
+
+  // Inside Telegram the first hash holds tgWebAppData, not a tab name: keep the default.
+  selectTab(tabFromHash() ?? tabNames[0]);
+  signIn();
+})();

@@ -1,0 +1,60 @@
+"""Rate limits per address and per user, in memory (embedded) and in Redis (production)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from backend.auth.sessions import issue_token
+from backend.db.uow import unit_of_work
+from backend.users import service
+from tests.conftest import RunningServer, Server, make_settings, with_backend
+from tests.telegram import base_fields, signed_init_data
+
+
+async def mint_session(server: Server, telegram_id: int) -> dict[str, str]:
+    """A user and a token made directly, so sign-in limits do not get in the way."""
+    async with unit_of_work(server.app.state.resources.db) as uow:
+        signed = await service.sign_in(uow, service.TelegramProfile(telegram_id=telegram_id))
+    token = issue_token(server.app.state.auth, signed.user.id)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert response.json()["error"] == "rate_limited"
+    assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_sign_in_and_writes_are_limited_per_address_and_per_user(
+    backend: dict[str, Any], tmp_path: Path, new_telegram_id
+) -> None:
+    limits = {"signin_per_ip": "3/minute", "write_per_user": "2/minute", "write_per_ip": "5/minute"}
+    settings = make_settings(tmp_path, **with_backend(backend, ratelimit=limits))
+    async with RunningServer(settings) as server, server.client() as client:
+        await server.app.state.resources.limiter.reset()
+        for _ in range(3):
+            init_data = signed_init_data(base_fields(new_telegram_id()))
+            ok = await client.post("/api/auth/telegram", json={"init_data": init_data})
+            assert ok.status_code == 201
+        init_data = signed_init_data(base_fields(new_telegram_id()))
+        assert_limited(await client.post("/api/auth/telegram", json={"init_data": init_data}))
+
+        # Reads are not limited.
+        alice = await mint_session(server, new_telegram_id())
+        for _ in range(5):
+            assert (await client.get("/api/me", headers=alice)).status_code == 200
+
+        # Per user: Alice's third write is refused...
+        for _ in range(2):
+            assert (await client.post("/api/auth/logout", headers=alice)).status_code == 204
+        assert_limited(await client.post("/api/auth/logout", headers=alice))
+        # ...while Bob, from the same address, still may write until the address is spent.
+        bob = await mint_session(server, new_telegram_id())
+        for _ in range(2):
+            assert (await client.post("/api/auth/logout", headers=bob)).status_code == 204
+        carol = await mint_session(server, new_telegram_id())
+        assert (await client.post("/api/auth/logout", headers=carol)).status_code == 204
+        assert_limited(await client.post("/api/auth/logout", headers=carol))
