@@ -49,8 +49,8 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         from backend.db import migrate as migrations
 
         migrations.upgrade(settings)
-    mode = "embedded (SQLite, in-process)" if settings.embedded else "PostgreSQL + Redis"
-    click.echo(f"SimplRefQ ({mode}) at http://{host}:{port}/  (API docs: /schema)", err=True)
+    mode = "embedded default: SQLite, in-process state" if settings.embedded else "PostgreSQL"
+    click.echo(f"SimplRefQ ({mode}): open http://{host}:{port}/  (API docs: /schema)", err=True)
     uvicorn.run(
         "backend.asgi:app",
         host=host,

@@ -47,6 +47,8 @@ async def test_valid_init_data_creates_user_and_returns_a_session(
     assert user["is_premium"] is True and user["language_code"] == "en"
     assert user["photo_url"].startswith("https://t.me/")
     assert user["role"] == "user"
+    # Times are UTC-aware on both databases (SQLite keeps no zone of its own).
+    assert user["created_at"].endswith(("+00:00", "Z"))
 
     cookie = response.headers["set-cookie"]
     assert "simplrefq_session=" in cookie

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, String
+from sqlalchemy import JSON, Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
+from backend.db.types import UTCDateTime
 from backend.users.models import utcnow
 
 
@@ -17,7 +18,7 @@ class AuditEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(
         default_factory=utcnow,
-        sa_column=Column(DateTime(timezone=True), nullable=False, index=True),
+        sa_column=Column(UTCDateTime(), nullable=False, index=True),
     )
     actor_id: int | None = Field(
         default=None, sa_column=Column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -97,7 +97,7 @@ async def sign_in(
     ).returning(User)
     result = await uow.session.exec(statement, execution_options={"populate_existing": True})
     user: User = result.scalar_one()
-    created = _same_instant(user.created_at, now)
+    created = user.created_at == now
     return SignIn(user=user, created=created)
 
 
@@ -118,21 +118,12 @@ def _profile_values(profile: TelegramProfile) -> dict[str, Any]:
 def _up_to_date(user: User, values: dict[str, Any], now: datetime) -> bool:
     if any(getattr(user, field) != value for field, value in values.items()):
         return False
-    return now - _as_utc(user.last_seen_at) < LAST_SEEN_RESOLUTION
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands datetimes back naive; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return now - user.last_seen_at < LAST_SEEN_RESOLUTION
 
 
 def _insert_for(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
-def _same_instant(a: datetime, b: datetime) -> bool:
-    return _as_utc(a) == _as_utc(b)
 
 
 async def _referrer_id(session: AsyncSession, code: str | None) -> int | None:
