@@ -19,6 +19,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from backend.auth.controllers import AuthController, DemoAuthController
+from backend.auth.csrf import same_origin_guard
 from backend.auth.ratelimit import rate_limit_guard
 from backend.auth.sessions import build_auth
 from backend.config import ROOT, Settings, load_settings
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = Litestar(
         route_handlers=handlers,
         dependencies=dependencies,
-        guards=[rate_limit_guard],
+        guards=[same_origin_guard, rate_limit_guard],
         exception_handlers=exception_handlers,
         middleware=[
             DefineMiddleware(RequestContextMiddleware, access_log=settings.log.requests),

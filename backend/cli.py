@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import shutil
 import sys
+import tempfile
 
 import click
 
@@ -49,6 +53,8 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         from backend.db import migrate as migrations
 
         migrations.upgrade(settings)
+    if workers > 1:
+        _share_metrics_between_workers()
     mode = "embedded default: SQLite, in-process state" if settings.embedded else "PostgreSQL"
     click.echo(f"SimplRefQ ({mode}): open http://{host}:{port}/  (API docs: /schema)", err=True)
     uvicorn.run(
@@ -57,9 +63,19 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         port=port,
         workers=workers,
         proxy_headers=True,
+        forwarded_allow_ips=settings.app.forwarded_allow_ips,
         log_config=None,
         access_log=False,
     )
+
+
+def _share_metrics_between_workers() -> None:
+    """Each worker keeps its own counters; Prometheus' multiprocess mode sums them on /metrics."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    folder = tempfile.mkdtemp(prefix="simplrefq-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
 
 
 @main.group()

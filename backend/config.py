@@ -6,18 +6,21 @@ Each group has its own environment prefix (``APP_``, ``DATABASE_``, ``REDIS_``, 
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Refused outside development: a token signed with a public secret is no token at all.
-DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me"  # noqa: S105
-DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"  # noqa: S105
-
 ROOT = Path(__file__).resolve().parent.parent
+# 32 URL-safe characters carry ~190 bits: beyond brute force for an HMAC key or a shared secret.
+MIN_SECRET_LENGTH = 32
+_SECRET = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class Environment(StrEnum):
@@ -45,6 +48,10 @@ class AppSettings(BaseSettings):
     """Folder for the embedded SQLite database."""
     demo_login: bool = True
     """Offer a demo user where Telegram is absent (a normal browser). Never in production."""
+    forwarded_allow_ips: str = "127.0.0.1"
+    """Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated; the TLS proxy)."""
+    metrics_allow_ips: str = "127.0.0.1,::1"
+    """Client addresses that may read /metrics (comma-separated; `*` for any)."""
 
     @property
     def base_url(self) -> str:
@@ -68,23 +75,39 @@ class RedisSettings(BaseSettings):
 
     url: str = ""
     """redis://127.0.0.1:6379/0. Empty means in-process state (embedded default, one process)."""
+    key_prefix: str = "simplrefq"
+    """Prefix of every key and channel, so several deployments can share one Redis."""
 
 
 class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_")
 
-    jwt_secret: str = DEV_JWT_SECRET
-    """HS256 key for session tokens. Required outside development."""
+    jwt_secret: str = ""
+    """HS256 key for session tokens (32+ characters). Required in production; elsewhere a
+    random one is made once and kept in APP_DATA_DIR."""
     token_ttl_seconds: int = 24 * 3600
     """Lifetime of a session token (a day: a mini-app session is re-signed on every open)."""
     init_data_max_age_seconds: int = 3600
     """initData older than this is refused (Telegram's own advice is to bound it)."""
     telegram_public_key: str = "e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d"
     """Hex Ed25519 key that signs initData's `signature` field (Telegram production key)."""
+
+    @field_validator("telegram_public_key")
+    @classmethod
+    def _hex_key(cls, value: str) -> str:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+            raise ValueError("must be 64 hex digits (an Ed25519 public key)")
+        return value.lower()
+
+    @cached_property
+    def telegram_public_key_bytes(self) -> bytes:
+        return bytes.fromhex(self.telegram_public_key)
+
     cookie_secure: bool = True
     """Send the session cookie only over HTTPS (browsers also allow it on localhost)."""
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
-    """`none` is needed when the app is framed cross-site (Telegram Web)."""
+    """Inside Telegram the page sends its token as a header, so no cross-site cookie is needed;
+    `none` is refused in production (it would expose cookie-authenticated writes to CSRF)."""
 
 
 class BotSettings(BaseSettings):
@@ -94,8 +117,9 @@ class BotSettings(BaseSettings):
     """Bot API token from @BotFather. Empty: the app runs and the bot is off."""
     username: str = ""
     """The bot's @username without @, for t.me links."""
-    webhook_secret: str = DEV_WEBHOOK_SECRET
-    """Checked against X-Telegram-Bot-Api-Secret-Token on the webhook route."""
+    webhook_secret: str = ""
+    """Checked against X-Telegram-Bot-Api-Secret-Token on the webhook route (32+ characters
+    of A-Z a-z 0-9 _ -). Required in production with a token; elsewhere made once."""
     api_server: str = ""
     """Bot API base URL; empty means https://api.telegram.org (tests point it at a fake)."""
 
@@ -111,7 +135,9 @@ class RateLimitSettings(BaseSettings):
     enabled: bool = True
     """Switch every limit off (benchmarks only)."""
     signin_per_ip: str = "30/minute"
-    """Sign-in attempts per client address."""
+    """Sign-in attempts per client address (a phone opens the app a few times a minute)."""
+    signin_per_user: str = "20/minute"
+    """Sign-ins per Telegram account (limits replays of one captured initData)."""
     write_per_user: str = "120/minute"
     """Write requests (POST/PUT/PATCH/DELETE) per signed-in user."""
     write_per_ip: str = "600/minute"
@@ -137,20 +163,34 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> Settings:
+    def _secrets(self) -> Settings:
+        """Production must be given its secrets; elsewhere they are made once and kept, so a
+        checkout never runs on a secret that anybody can read in the repository."""
         if self.app.env is not Environment.PRODUCTION:
+            if not self.auth.jwt_secret:
+                self.auth.jwt_secret = _kept_secret(self.app.data_dir, "jwt")
+            if not self.bot.webhook_secret:
+                self.bot.webhook_secret = _kept_secret(self.app.data_dir, "webhook")
             return self
         problems = []
-        if self.auth.jwt_secret == DEV_JWT_SECRET or len(self.auth.jwt_secret) < 32:
-            problems.append("AUTH_JWT_SECRET must be set to a random value of 32+ characters")
-        if self.bot.token and self.bot.webhook_secret == DEV_WEBHOOK_SECRET:
-            problems.append("BOT_WEBHOOK_SECRET must be set when BOT_TOKEN is")
-        if not self.database.url:
+        if len(self.auth.jwt_secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                f"AUTH_JWT_SECRET must be a random value of {MIN_SECRET_LENGTH}+ characters"
+            )
+        webhook = self.bot.webhook_secret
+        if self.bot.token and (len(webhook) < MIN_SECRET_LENGTH or not _SECRET.match(webhook)):
+            problems.append(
+                f"BOT_WEBHOOK_SECRET must be {MIN_SECRET_LENGTH}+ characters of A-Z a-z 0-9 _ - "
+                "when BOT_TOKEN is set"
+            )
+        if not self.database.url.startswith("postgresql"):
             problems.append("DATABASE_URL must point at PostgreSQL")
         if not self.redis.url:
             problems.append("REDIS_URL must be set")
         if not self.ratelimit.enabled:
             problems.append("RATELIMIT_ENABLED cannot be off")
+        if not self.auth.cookie_secure or self.auth.cookie_samesite == "none":
+            problems.append("the session cookie must be Secure and SameSite lax or strict")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
@@ -169,6 +209,22 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when running on the embedded default (no PostgreSQL, no Redis)."""
         return not self.database.url and not self.redis.url
+
+
+def _kept_secret(data_dir: Path, name: str) -> str:
+    path = data_dir / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(MIN_SECRET_LENGTH)
+    # Created with owner-only access; a racing second process keeps the first one's secret.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(value)
+    return value
 
 
 def load_settings() -> Settings:

@@ -25,6 +25,10 @@ class DomainError(Exception):
             self.code = code
 
 
+class BadRequest(DomainError):
+    """The request itself is malformed."""
+
+
 class Unauthorized(DomainError):
     status_code = 401
     code = "unauthorized"

@@ -29,6 +29,7 @@ class Resources:
         )
 
     async def close(self) -> None:
+        await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()

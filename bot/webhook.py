@@ -5,16 +5,20 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import Controller, Request, Response, post
+from litestar.di import NamedDependency
 
 from backend.auth.ratelimit import RATE_LIMIT_OPT
 from backend.auth.sessions import PUBLIC
-from backend.errors import Unauthorized
+from backend.config import Settings
+from backend.errors import BadRequest, Unauthorized
 
 log = structlog.get_logger(__name__)
 
-# Updates are small; Telegram caps message text at 4096 characters.
+# Message text is capped at 4096 characters, but an update also carries entities, reply
+# markup and a quoted message: 256 KiB is far above any real one and still bounds memory.
 MAX_UPDATE_BYTES = 256 * 1024
 
 
@@ -25,14 +29,20 @@ class BotWebhookController(Controller):
     opt = {**PUBLIC, RATE_LIMIT_OPT: "none"}
 
     @post(request_max_body_size=MAX_UPDATE_BYTES, status_code=200)
-    async def receive(self, request: Request[Any, Any, Any]) -> Response[None]:
-        expected = request.app.state.resources.settings.bot.webhook_secret.encode()
+    async def receive(
+        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+    ) -> Response[None]:
+        expected = settings.bot.webhook_secret.encode()
         given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
-        if not hmac.compare_digest(given, expected):
+        # An empty expected secret would match an absent header: never accept that.
+        if not expected or not hmac.compare_digest(given, expected):
             raise Unauthorized("bad webhook secret", code="bad_webhook_secret")
-        update = await request.json()
+        try:
+            update = msgspec.json.decode(await request.body())
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest("the update is not JSON", code="bad_update") from exc
         if not isinstance(update, dict):
-            return Response(None, status_code=400)
+            raise BadRequest("the update is not a JSON object", code="bad_update")
         runtime = request.app.state.bot
         try:
             await runtime.dispatcher.feed_raw_update(runtime.bot, update)

@@ -4,10 +4,19 @@
 ensure_venv() {
     local extras="$1"
     local stamp=".venv/.installed${extras}"
-    if [ ! -x .venv/bin/python ]; then
+    if [ ! -x .venv/bin/pip ]; then
+        rm -rf .venv  # a half-made one (e.g. venv failed for want of ensurepip)
         local python
-        python=$(command -v python3.11 || command -v python3)
-        "$python" -m venv .venv
+        python=$(command -v python3.11 || command -v python3 || true)
+        if [ -z "$python" ] || ! "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            echo "SimplRefQ needs Python 3.11 (found: ${python:-none})" >&2
+            return 1
+        fi
+        if ! "$python" -m venv .venv; then
+            echo "python -m venv failed: on Debian, apt-get install python3.11-venv" >&2
+            rm -rf .venv
+            return 1
+        fi
     fi
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         .venv/bin/python -m pip install --quiet --upgrade pip

@@ -11,8 +11,9 @@ apt_install() {
         return 0
     fi
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq "$@" >/dev/null
+    # A failed install is reported here and again by the tests that need the tool.
+    apt-get update -qq >/dev/null || echo "apt-get update failed" >&2
+    apt-get install -y -qq "$@" >/dev/null || echo "could not install: $*" >&2
 }
 
 needed=()
@@ -22,7 +23,7 @@ if [ ${#needed[@]} -gt 0 ]; then apt_install "${needed[@]}"; fi
 
 # Start the local services if they are installed but stopped (their commands from the machine's docs).
 if command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
 fi
 if command -v redis-server >/dev/null && ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \

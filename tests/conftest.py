@@ -34,6 +34,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgres"]
+# Keys of this test run only; the tests never flush a database another run may be using.
+REDIS_PREFIX = f"simplrefq-test-{uuid.uuid4().hex[:8]}"
 
 
 def require(service: str, reachable: bool, why: str = "") -> None:
@@ -77,9 +79,10 @@ async def redis_url() -> AsyncIterator[str]:
         await client.ping()
     except (OSError, aioredis.RedisError) as exc:
         require("Redis", False, repr(exc))
-    await client.flushdb()
     yield REDIS_URL
-    await client.flushdb()
+    # Only this run's keys: other runs (or a developer's app) may share the server.
+    async for key in client.scan_iter(f"{REDIS_PREFIX}*"):
+        await client.delete(key)
     await client.aclose()
 
 
@@ -91,6 +94,7 @@ def make_settings(tmp_path: Path, **env: Any) -> Settings:
         "bot": {"token": BOT_TOKEN, "username": "SimplRefQBot"},
         "ratelimit": {
             "signin_per_ip": "10000/minute",
+            "signin_per_user": "10000/minute",
             "write_per_user": "10000/minute",
             "write_per_ip": "10000/minute",
         },
@@ -118,7 +122,13 @@ class RunningServer:
         self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            forwarded_allow_ips=settings.app.forwarded_allow_ips,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -146,7 +156,7 @@ def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
         return {}
     return {
         "database": {"url": request.getfixturevalue("postgres_url")},
-        "redis": {"url": request.getfixturevalue("redis_url")},
+        "redis": {"url": request.getfixturevalue("redis_url"), "key_prefix": REDIS_PREFIX},
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from urllib.parse import quote
 
@@ -84,6 +86,7 @@ async def test_ed25519_signature_alone_signs_in(
     assert response.status_code == 201, response.text
 
 
+# vector -> (initData maker, the error code it must get)
 BAD_VECTORS = {
     "tampered": lambda tid: signed_init_data(base_fields(tid)).replace("Ada", "Eve"),
     "wrong_token": lambda tid: hmac_only_init_data(
@@ -100,6 +103,19 @@ BAD_VECTORS = {
     ),
     "non_utf8": lambda tid: signed_init_data(base_fields(tid)) + "&x=%FF",
     "oversized": lambda tid: signed_init_data(base_fields(tid, pad="p" * 5000)),
+    "non_ascii_hash": lambda tid: (
+        hmac_only_init_data(base_fields(tid)).rsplit("&hash=", 1)[0] + "&hash=%C3%A9"
+    ),
+}
+EXPECTED_CODE = {
+    "tampered": "init_data_bad_signature",
+    "wrong_token": "init_data_bad_signature",
+    "expired": "init_data_expired",
+    "missing_hash": "init_data_missing_hash",
+    "duplicated_key": "init_data_duplicate_key",
+    "non_utf8": "init_data_malformed",
+    "oversized": "init_data_too_large",
+    "non_ascii_hash": "init_data_bad_signature",
 }
 
 
@@ -110,14 +126,21 @@ async def test_bad_init_data_is_401_and_creates_no_user(
     response = await sign_in(client, BAD_VECTORS[vector](telegram_id))
     assert response.status_code == 401, response.text
     body = response.json()
-    assert body["error"].startswith("init_data_") and body["detail"]
+    assert body["error"] == EXPECTED_CODE[vector] and body["detail"]
     assert "set-cookie" not in response.headers
     assert await user_count(server, telegram_id) == 0
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"\xff\xfe{not json", b"[]", b'{"init_data": 5}', b'{"init_data": "x", "admin": true}', b""],
+    [
+        b"\xff\xfe{not json",
+        b"[]",
+        b'{"init_data": 5}',
+        b'{"init_data": "x", "admin": true}',
+        b"",
+        b'{"init_data": "\xed\xa0\x80"}',
+    ],
 )
 async def test_malformed_body_is_401_with_a_clear_error(
     client: httpx.AsyncClient, raw: bytes
@@ -131,9 +154,36 @@ async def test_malformed_body_is_401_with_a_clear_error(
 
 async def test_huge_body_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        "/api/auth/telegram", content=b'{"init_data":"' + b"a" * 100_000 + b'"}'
+        "/api/auth/telegram",
+        content=b'{"init_data":"' + b"a" * 100_000 + b'"}',
+        headers={"content-type": "application/json"},
     )
-    assert response.status_code in (401, 413)
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
+
+
+async def test_sign_in_must_be_json_so_no_form_can_post_it(
+    server: Server, client: httpx.AsyncClient, telegram_id: int
+) -> None:
+    init_data = signed_init_data(base_fields(telegram_id))
+    as_text = await client.post(
+        "/api/auth/telegram",
+        content=json.dumps({"init_data": init_data}),
+        headers={"content-type": "text/plain"},
+    )
+    assert as_text.status_code == 401 and as_text.json()["error"] == "bad_body"
+    assert await user_count(server, telegram_id) == 0
+
+
+async def test_concurrent_first_sign_ins_make_one_user(
+    server: Server, client: httpx.AsyncClient, telegram_id: int
+) -> None:
+    init_data = signed_init_data(base_fields(telegram_id))
+    responses = await asyncio.gather(*(sign_in(client, init_data) for _ in range(8)))
+    assert {r.status_code for r in responses} <= {200, 201}
+    assert [r.status_code for r in responses].count(201) == 1
+    assert len({r.json()["user"]["id"] for r in responses}) == 1
+    assert await user_count(server, telegram_id) == 1
 
 
 async def test_api_needs_a_session(client: httpx.AsyncClient) -> None:

@@ -124,3 +124,15 @@ async def test_long_polling_answers_updates(tmp_path: Path, telegram: FakeBotAPI
         polling.cancel()
         with pytest.raises(asyncio.CancelledError):
             await polling
+
+
+async def test_webhook_refuses_bad_bodies_cleanly(bot_server: Server, telegram: FakeBotAPI) -> None:
+    async with bot_server.client() as client:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "content-type": "application/json"}
+        for body in (b"{not json", b"[1, 2]", b"\xff\xfe"):
+            response = await client.post("/bot/webhook", content=body, headers=headers)
+            assert response.status_code == 400, body
+            assert response.json()["error"] == "bad_update"
+        absent = await client.post("/bot/webhook", json=message_update(9, 1, "/help"))
+        assert absent.status_code == 401
+    assert telegram.sent("sendMessage") == []

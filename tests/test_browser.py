@@ -103,8 +103,10 @@ async def test_browser_without_telegram_signs_in_as_a_demo_user(
     assert await page.get_attribute("#tab-points", "aria-selected") == "true"
 
     # Reloading keeps the session (HttpOnly cookie) and the tab.
+    user_id = await page.evaluate("window.SimplRefQ.user().id")
     await page.reload()
     await page.wait_for_selector("body[data-auth='ready']")
+    assert await page.evaluate("window.SimplRefQ.user().id") == user_id
     assert await page.is_visible("#panel-points")
     shot = screenshots / f"demo-light-{server.settings.database_url.split(':')[0]}.png"
     await page.screenshot(path=str(shot), full_page=True)

@@ -44,9 +44,16 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert "simplrefq_requests_total{" in text
     assert 'path="/healthz"' in text
     assert "simplrefq_request_duration_seconds_bucket" in text
-    assert "simplrefq_websocket_connections" in text
     # Route templates, not raw paths, keep label cardinality bounded.
     assert "/12345/" not in text
+
+
+async def test_metrics_are_refused_to_other_addresses(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, app={"metrics_allow_ips": "10.1.2.3"})
+    async with RunningServer(settings) as server, server.client() as client:
+        response = await client.get("/metrics")
+        assert response.status_code == 403
+        assert response.json()["error"] == "forbidden"
 
 
 async def test_request_id_is_echoed_or_made(client: httpx.AsyncClient) -> None:

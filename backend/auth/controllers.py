@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, Response, post
@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.security.jwt import JWTCookieAuth, Token
 
 from backend.auth.initdata import InitDataError, TelegramKeys, validate_init_data
-from backend.auth.ratelimit import RATE_LIMIT_OPT
+from backend.auth.ratelimit import RATE_LIMIT_OPT, RateLimiter
 from backend.auth.sessions import COOKIE_NAME, PUBLIC, session_response
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
@@ -21,8 +21,9 @@ from backend.users import service
 from backend.users.models import User
 from backend.users.schemas import UserProfile
 
-# A sign-in body is a short JSON object; anything this big is not one.
+# A sign-in body is a short JSON object (initData is under 4 KB); larger ones get a 413.
 MAX_BODY_BYTES = 16 * 1024
+T = TypeVar("T")
 
 
 class TelegramSignIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,7 +44,7 @@ def telegram_keys(settings: Settings) -> TelegramKeys:
     return TelegramKeys(
         bot_token=settings.bot.token,
         bot_id=settings.bot.bot_id,
-        public_key=bytes.fromhex(settings.auth.telegram_public_key),
+        public_key=settings.auth.telegram_public_key_bytes,
     )
 
 
@@ -60,7 +61,7 @@ class AuthController(Controller):
         settings: NamedDependency[Settings],
     ) -> Response[dict[str, Any]]:
         """Exchange Telegram initData for a session (JWT in the body and an HttpOnly cookie)."""
-        body = await _parse_body(request)
+        body = await _parse_body(request, _decode_sign_in)
         try:
             data = validate_init_data(
                 body.init_data,
@@ -70,6 +71,8 @@ class AuthController(Controller):
         except InitDataError as exc:
             raise Unauthorized(exc.message, code=f"init_data_{exc.code}") from exc
         assert data.user is not None
+        limiter: RateLimiter = request.app.state.resources.limiter
+        await limiter.hit("signin_user", str(data.user.id))
         profile = service.TelegramProfile(
             telegram_id=data.user.id,
             first_name=data.user.first_name or "",
@@ -104,11 +107,7 @@ class DemoAuthController(Controller):
         self, request: Request[Any, Any, Any], uow: NamedDependency[UnitOfWork]
     ) -> Response[dict[str, Any]]:
         """A fresh demo user for a browser without Telegram."""
-        raw = await request.body()
-        try:
-            body = _decode_demo.decode(raw or b"{}")
-        except msgspec.DecodeError as exc:
-            raise Unauthorized(f"bad sign-in body: {exc}", code="bad_body") from exc
+        body = await _parse_body(request, _decode_demo)
         # Negative ids never collide with Telegram's, which are positive.
         demo_id = -secrets.randbelow(2**52) - 1
         profile = service.TelegramProfile(telegram_id=demo_id, first_name="Demo", username=None)
@@ -116,13 +115,15 @@ class DemoAuthController(Controller):
         return _signed_in(request, signed)
 
 
-async def _parse_body(request: Request[Any, Any, Any]) -> TelegramSignIn:
+async def _parse_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
+    # Only JSON: a cross-site HTML form cannot send it, so nobody can be signed in (into an
+    # attacker's account) by a page they merely visit.
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        raise Unauthorized("sign-in body must be application/json", code="bad_body")
     raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Unauthorized("sign-in body is too large", code="bad_body")
     try:
-        return _decode_sign_in.decode(raw)
-    except msgspec.DecodeError as exc:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Unauthorized(f"bad sign-in body: {exc}", code="bad_body") from exc
 
 

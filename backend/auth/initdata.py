@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
@@ -24,6 +25,8 @@ from pydantic import ValidationError
 
 # Real initData is well under 1 KB; 4 KB leaves room for long names and photo URLs.
 MAX_INIT_DATA_BYTES = 4096
+# A SHA-256 hex digest; anything else (non-ASCII included) is refused before comparing.
+_HASH = re.compile(r"[0-9a-f]{64}")
 _JSON_FIELDS = frozenset({"user", "receiver", "chat"})
 # A client clock a little ahead of ours is normal; a date far in the future is forged or broken.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -100,11 +103,12 @@ def _to_model(fields: dict[str, str]) -> WebAppInitData:
 
 
 def _authentic(raw: str, fields: dict[str, str], keys: TelegramKeys) -> bool:
-    if keys.bot_token and "hash" in fields and web_app.check_webapp_signature(keys.bot_token, raw):
+    hash_ok = _HASH.fullmatch(fields.get("hash", "")) is not None
+    if keys.bot_token and hash_ok and web_app.check_webapp_signature(keys.bot_token, raw):
         return True
     if keys.bot_id is not None and keys.public_key and "signature" in fields:
         try:
             return web_app_signature.check_webapp_signature(keys.bot_id, raw, keys.public_key)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, TypeError):
             return False
     return False

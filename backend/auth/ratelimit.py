@@ -33,6 +33,7 @@ class RateLimiter:
         self.enabled = settings.ratelimit.enabled
         self.limits: dict[str, RateLimitItem] = {
             "signin_ip": parse(settings.ratelimit.signin_per_ip),
+            "signin_user": parse(settings.ratelimit.signin_per_user),
             "write_user": parse(settings.ratelimit.write_per_user),
             "write_ip": parse(settings.ratelimit.write_per_ip),
         }
@@ -45,7 +46,7 @@ class RateLimiter:
             storage = RedisStorage(
                 "async+" + settings.redis.url,
                 implementation="redispy",
-                key_prefix="simplrefq:rl",
+                key_prefix=f"{settings.redis.key_prefix}:rl",
                 connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed to redis-py
             )
         else:
@@ -65,6 +66,11 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self._storage.reset()
+
+    async def close(self) -> None:
+        # The in-memory storage runs an expiry task of its own; stop it with the app.
+        if isinstance(self._storage, MemoryStorage) and self._storage.timer is not None:
+            self._storage.timer.cancel()
 
 
 async def rate_limit_guard(

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from prometheus_client import Gauge
+
+from backend.errors import Forbidden
 
 # Grouping by the route template keeps label cardinality bounded (/api/users/{id}, not ids).
 prometheus = PrometheusConfig(
@@ -13,14 +18,19 @@ prometheus = PrometheusConfig(
     exclude=["^/metrics$", "^/static/"],
 )
 
-websocket_connections = Gauge(
-    "simplrefq_websocket_connections",
-    "WebSocket connections open on this process",
-    multiprocess_mode="livesum",
-)
+
+def metrics_readers_only(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Metrics describe traffic and internals: only the scraper's addresses may read them."""
+    allowed = connection.app.state.settings.app.metrics_allow_ips
+    client = connection.client.host if connection.client else ""
+    if allowed.strip() != "*" and client not in {ip.strip() for ip in allowed.split(",")}:
+        raise Forbidden("metrics are not served to this address")
 
 
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
     opt = {"exclude_from_auth": True}
+    guards = [metrics_readers_only]

@@ -48,8 +48,10 @@ class MeController(Controller):
 class AdminController(Controller):
     path = "/api/admin"
     tags = ["admin"]
+    # Every route here needs moderator at least; admin-only routes add their own guard.
+    guards = [moderator_only]
 
-    @get("/users", guards=[moderator_only])
+    @get("/users")
     async def list_users(
         self,
         uow: NamedDependency[UnitOfWork],

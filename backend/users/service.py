@@ -82,9 +82,10 @@ async def sign_in(
     if existing is None:
         referrer_id = await _referrer_id(uow.reads, referral_code_from_start_param(start_param))
     profile_values["last_seen_at"] = now
+    code = new_referral_code()
     insert = _insert_for(uow.session)(User).values(
         telegram_id=profile.telegram_id,
-        referral_code=new_referral_code(),
+        referral_code=code,
         referred_by_id=referrer_id,
         role=Role.USER.value,
         is_demo=is_demo,
@@ -97,7 +98,8 @@ async def sign_in(
     ).returning(User)
     result = await uow.session.exec(statement, execution_options={"populate_existing": True})
     user: User = result.scalar_one()
-    created = user.created_at == now
+    # The code is only ours if this statement inserted the row (an update keeps the old one).
+    created = user.referral_code == code
     return SignIn(user=user, created=created)
 
 
@@ -158,7 +160,8 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int) -> list[
 
 
 async def set_role(session: AsyncSession, audit: AuditContext, user_id: int, role: Role) -> User:
-    """Change a user's role; admins cannot demote themselves (the last admin stays an admin)."""
+    """Change a user's role.  Admins cannot demote themselves, so a lone admin cannot lock
+    everybody out by mistake."""
     user = await get_user(session, user_id)
     if audit.actor_id == user_id and role is not Role.ADMIN:
         raise Conflict("admins cannot remove their own admin role", code="self_demotion")

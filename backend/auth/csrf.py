@@ -1,0 +1,42 @@
+"""Cross-site request forgery: cookie-authenticated writes must come from our own pages.
+
+The session cookie is SameSite=Lax, which already keeps it off cross-site POSTs; this guard is
+the second lock (sibling subdomains count as "same site" for SameSite, not for Origin).  A
+request that carries its token in the Authorization header is not forgeable: browsers never
+add that header on their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.handlers.base import BaseRouteHandler
+
+from backend.auth.sessions import COOKIE_NAME
+from backend.errors import Forbidden
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# "none" is a navigation the user made themselves (typed URL, bookmark).
+_TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+def same_origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    scope = connection.scope
+    if scope["type"] != ScopeType.HTTP or scope["method"] in SAFE_METHODS:
+        return
+    headers = connection.headers
+    if "authorization" in headers or COOKIE_NAME not in connection.cookies:
+        return
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site in _TRUSTED_FETCH_SITES:
+            return
+        raise Forbidden("cross-site request refused", code="cross_site")
+    origin = headers.get("origin")
+    if origin is None:
+        return  # not a browser: browsers send Origin (or Sec-Fetch-Site) on every POST
+    own = {str(connection.base_url).rstrip("/"), connection.app.state.settings.app.base_url}
+    if origin.rstrip("/") not in own:
+        raise Forbidden("cross-site request refused", code="cross_site")
