@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.users.models import User
-from tests.conftest import Server
+from tests.conftest import RunningServer, Server, make_settings, with_backend
 from tests.telegram import (
     BOT_ID,
     base_fields,
@@ -273,3 +275,22 @@ async def test_a_changed_profile_is_updated_an_unchanged_one_is_not_rewritten(
     renamed = (await sign_in(client, signed_init_data(fields))).json()["user"]
     assert renamed["username"] == "ada_renamed" and renamed["id"] == first["id"]
     assert renamed["referral_code"] == first["referral_code"]
+
+
+async def test_many_concurrent_sign_ins_do_not_exhaust_a_small_pool(
+    backend: dict[str, Any], tmp_path: Path, new_telegram_id
+) -> None:
+    """More requests than connections, each reading then writing: none may wait on itself."""
+    settings = make_settings(tmp_path, **with_backend(backend, database={"pool_size": 2}))
+    async with RunningServer(settings) as server, server.client() as http:
+        ids = [new_telegram_id() for _ in range(24)]
+        started = time.monotonic()
+        responses = await asyncio.gather(
+            *(sign_in(http, signed_init_data(base_fields(tid))) for tid in ids)
+        )
+        assert [r.status_code for r in responses] == [201] * len(ids)
+        again = await asyncio.gather(
+            *(sign_in(http, signed_init_data(base_fields(tid))) for tid in ids)
+        )
+        assert [r.status_code for r in again] == [200] * len(ids)
+        assert time.monotonic() - started < 10

@@ -16,17 +16,26 @@ AfterCommit = Callable[[], Awaitable[None]]
 
 
 class UnitOfWork:
-    """A transactional session, an autocommit session for plain reads, and the callbacks that
-    may only run once the transaction has committed.
+    """A transactional session, short autocommit reads, and the callbacks that may only run
+    once the transaction has committed.
 
-    Neither session touches the database until first used, so a request that reads nothing
-    costs nothing, and one that only reads through ``reads`` never opens a transaction.
+    The session touches the database only when first used, so a request that only reads
+    through ``read()`` never opens a transaction.
     """
 
-    def __init__(self, session: AsyncSession, reads: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, db: Database) -> None:
         self.session = session
-        self.reads = reads
+        self._db = db
         self._after_commit: list[AfterCommit] = []
+
+    def read(self) -> AsyncSession:
+        """A session for one autocommit read: ``async with uow.read() as session: ...``.
+
+        Its connection goes back to the pool when the block ends, before the transaction
+        takes its own: a request holding one connection while waiting for a second would
+        deadlock the pool under load.
+        """
+        return self._db.reads()
 
     def after_commit(self, callback: AfterCommit) -> None:
         """Run ``callback`` once the transaction commits; dropped if it rolls back."""
@@ -45,8 +54,8 @@ class UnitOfWork:
 @asynccontextmanager
 async def unit_of_work(db: Database) -> AsyncIterator[UnitOfWork]:
     """Commit when the block ends normally, roll back when it raises."""
-    async with db.sessions() as session, db.reads() as reads:
-        uow = UnitOfWork(session, reads)
+    async with db.sessions() as session:
+        uow = UnitOfWork(session, db)
         try:
             yield uow
             await session.commit()

@@ -75,12 +75,13 @@ async def sign_in(
     """
     now = utcnow()
     profile_values = _profile_values(profile)
-    existing = await get_by_telegram_id(uow.reads, profile.telegram_id)
-    if existing is not None and _up_to_date(existing, profile_values, now):
-        return SignIn(user=existing, created=False)
-    referrer_id = None
-    if existing is None:
-        referrer_id = await _referrer_id(uow.reads, referral_code_from_start_param(start_param))
+    async with uow.read() as session:
+        existing = await get_by_telegram_id(session, profile.telegram_id)
+        if existing is not None and _up_to_date(existing, profile_values, now):
+            return SignIn(user=existing, created=False)
+        referrer_id = None
+        if existing is None:
+            referrer_id = await _referrer_id(session, referral_code_from_start_param(start_param))
     profile_values["last_seen_at"] = now
     code = new_referral_code()
     insert = _insert_for(uow.session)(User).values(
