@@ -25,6 +25,7 @@ from backend.auth.sessions import build_auth
 from backend.config import ROOT, Settings, load_settings
 from backend.deps import dependencies
 from backend.errors import exception_handlers
+from backend.hub.controllers import HubController
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
 from backend.ops.metrics import MetricsController, prometheus
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         resources = Resources.open(settings)
         app.state.resources = resources
+        await resources.start()
         bot_runtime = None
         if settings.bot.token:
             from bot.runtime import BotRuntime
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         MeController,
         AdminController,
         HealthController,
+        HubController,
         MetricsController,
         create_static_files_router(
             path="/static",

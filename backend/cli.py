@@ -13,6 +13,12 @@ import click
 
 from backend.config import Settings, load_settings
 
+# Client frames are small JSON operations; a bigger one is refused with close code 1009.
+MAX_WS_FRAME_BYTES = 64 * 1024
+# Compression would deflate every frame once per client, undoing the hub's encode-once fan-out;
+# the frames are small JSON, so the bytes saved are few.
+WS_DEFLATE = False
+
 
 def _settings() -> Settings:
     try:
@@ -64,6 +70,8 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         workers=workers,
         proxy_headers=True,
         forwarded_allow_ips=settings.app.forwarded_allow_ips,
+        ws_max_size=MAX_WS_FRAME_BYTES,
+        ws_per_message_deflate=WS_DEFLATE,
         log_config=None,
         access_log=False,
     )

@@ -144,6 +144,15 @@ class RateLimitSettings(BaseSettings):
     """Write requests per client address (covers many users behind one NAT)."""
 
 
+class MarketSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKET_")
+
+    feed: Literal["simulator", "off"] = "simulator"
+    """Price source for the `prices` and candle topics (one process runs it, elected in Redis)."""
+    interval_seconds: float = Field(default=0.5, gt=0)
+    """How often the feed publishes."""
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -160,6 +169,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    market: MarketSettings = Field(default_factory=MarketSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

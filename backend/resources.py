@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
-from redis.asyncio import Redis
+import structlog
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend.auth.ratelimit import RateLimiter
 from backend.config import Settings
 from backend.db.engine import Database
+from backend.hub.backends.memory import MemoryBackend
+from backend.hub.backends.redis import RedisBackend
+from backend.hub.hub import Hub
+from backend.market.feed import MarketFeed
+from backend.market.leader import run_as_leader
+
+log = structlog.get_logger(__name__)
+
+# Per process: the pub/sub reader holds one; requests borrow the rest for a round trip each.
+REDIS_CONNECTIONS = 50
+REDIS_WAIT_SECONDS = 5.0
+# Background tasks get this long to stop at shutdown before the process goes on without them.
+STOP_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -17,18 +34,55 @@ class Resources:
     db: Database
     redis: Redis | None
     limiter: RateLimiter
+    hub: Hub
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
-        redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+        redis = None
+        if settings.redis.url:
+            # A blocking pool waits for a free connection instead of failing a request when a
+            # burst (thousands of WebSocket subscribes) wants more than it holds.
+            pool = BlockingConnectionPool.from_url(
+                settings.redis.url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_SECONDS
+            )
+            redis = Redis.from_pool(pool)
+        backend = RedisBackend(redis, settings.redis.key_prefix) if redis else MemoryBackend()
         return cls(
             settings=settings,
             db=Database.connect(settings),
             redis=redis,
             limiter=RateLimiter.from_settings(settings, redis),
+            hub=Hub(backend),
         )
 
+    async def start(self) -> None:
+        await self.hub.start()
+        if self.settings.market.feed == "simulator":
+            self._spawn(self._market_feed(), "market-feed")
+
+    def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
+        """Background work owned here, cancelled at shutdown."""
+        task = asyncio.create_task(job, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _market_feed(self) -> None:
+        feed = MarketFeed(self.hub, interval=self.settings.market.interval_seconds)
+        if self.redis is None:
+            await feed.run()
+        else:
+            key = f"{self.settings.redis.key_prefix}:market:feed-leader"
+            await run_as_leader(self.redis, key, feed.run)
+
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            if stuck:
+                log.error("tasks_did_not_stop", tasks=[task.get_name() for task in stuck])
+        await self.hub.close()
         await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()

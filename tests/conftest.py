@@ -24,6 +24,7 @@ import uvicorn
 from litestar import Litestar
 
 from backend.app import create_app
+from backend.cli import MAX_WS_FRAME_BYTES, WS_DEFLATE
 from backend.config import Settings
 from backend.db import migrate
 from tests.telegram import BOT_TOKEN, TEST_PUBLIC_KEY_HEX
@@ -99,6 +100,8 @@ def make_settings(tmp_path: Path, **env: Any) -> Settings:
             "write_per_ip": "10000/minute",
         },
         "log": {"requests": False, "level": "WARNING"},
+        # Tests publish their own messages; test_market_feed runs the simulator on purpose.
+        "market": {"feed": "off"},
     }
     for group, fields in env.items():
         values.setdefault(group, {}).update(fields)
@@ -129,6 +132,8 @@ class RunningServer:
             access_log=False,
             lifespan="on",
             forwarded_allow_ips=settings.app.forwarded_allow_ips,
+            ws_max_size=MAX_WS_FRAME_BYTES,
+            ws_per_message_deflate=WS_DEFLATE,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -7,6 +7,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import Gauge
 
 from backend.errors import Forbidden
 
@@ -16,6 +17,12 @@ prometheus = PrometheusConfig(
     prefix="simplrefq",
     group_path=True,
     exclude=["^/metrics$", "^/static/"],
+)
+
+websocket_connections = Gauge(
+    "simplrefq_websocket_connections",
+    "WebSocket connections open",
+    multiprocess_mode="livesum",
 )
 
 

@@ -1,0 +1,1 @@
+"""The live hub: topics with per-topic sequence numbers, fanned out to WebSocket clients."""

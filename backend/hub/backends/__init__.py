@@ -1,0 +1,1 @@
+"""Hub backends: in-process memory (embedded default) and Redis (many server processes)."""

@@ -1,0 +1,248 @@
+"""The live hub over real WebSockets, on the memory backend and on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from backend.hub.backends.base import HISTORY_LENGTH
+from backend.hub.hub import Hub
+from tests.conftest import Server
+from tests.helpers import signed_in
+
+TRADES = "trades:TON-USDT"
+
+
+def ws_url(server: Server, query: str = "") -> str:
+    return server.url.replace("http://", "ws://") + "/ws" + query
+
+
+def hub_of(server: Server) -> Hub:
+    hub: Hub = server.app.state.resources.hub
+    return hub
+
+
+async def receive(ws: ClientConnection, within: float = 5) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), within)))
+
+
+async def read_until_closed(ws: ClientConnection, within: float = 15) -> list[dict[str, Any]]:
+    """Every frame until the server closes the connection (which must happen in time)."""
+    frames = []
+    try:
+        while True:
+            frames.append(await receive(ws, within))
+    except websockets.ConnectionClosed:
+        return frames
+
+
+async def send(ws: ClientConnection, **op: Any) -> None:
+    await ws.send(json.dumps(op))
+
+
+async def subscribe(ws: ClientConnection, topic: str, **extra: Any) -> dict[str, Any]:
+    await send(ws, op="subscribe", topics=[topic], **extra)
+    answer = await receive(ws)
+    assert answer["op"] == "subscribed" and answer["topic"] == topic, answer
+    return answer
+
+
+async def test_events_arrive_in_order_with_rising_seq(server: Server, telegram_id: int) -> None:
+    topic = f"trades:T{telegram_id}-USDT"
+    async with websockets.connect(ws_url(server)) as ws:
+        start = await subscribe(ws, topic)
+        assert start["seq"] == 0 and start["recovered"] is False
+        for i in range(5):
+            assert await hub_of(server).publish(topic, "event", {"n": i}) == i + 1
+        frames = [await receive(ws) for _ in range(5)]
+    assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5]
+    assert [f["data"]["n"] for f in frames] == [0, 1, 2, 3, 4]
+    assert {f["type"] for f in frames} == {"event"} and {f["topic"] for f in frames} == {topic}
+
+
+async def test_state_topics_start_with_a_snapshot(server: Server, telegram_id: int) -> None:
+    topic = f"book:B{telegram_id}-USDT"
+    hub = hub_of(server)
+    await hub.publish(topic, "delta", {"bids": [["1.0", "2"]]}, state={"bids": [["1.0", "2"]]})
+    await hub.publish(topic, "delta", {"bids": [["1.1", "1"]]}, state={"bids": [["1.1", "1"]]})
+    async with websockets.connect(ws_url(server)) as ws:
+        answer = await subscribe(ws, topic)
+        snapshot = await receive(ws)
+        assert answer["seq"] == 2 and answer["recovered"] is False
+        assert snapshot == {
+            "topic": topic,
+            "seq": 2,
+            "type": "snapshot",
+            "data": {"bids": [["1.1", "1"]]},
+        }
+        await hub.publish(topic, "delta", {"bids": []}, state={"bids": []})
+        assert (await receive(ws))["seq"] == 3
+
+
+async def test_a_reconnecting_client_gets_exactly_what_it_missed(
+    server: Server, telegram_id: int
+) -> None:
+    topic = f"trades:R{telegram_id}-USDT"
+    hub = hub_of(server)
+    async with websockets.connect(ws_url(server)) as ws:
+        answer = await subscribe(ws, topic)
+        await hub.publish(topic, "event", {"n": 1})
+        seen = await receive(ws)
+    for n in range(2, 5):
+        await hub.publish(topic, "event", {"n": n})
+    async with websockets.connect(ws_url(server)) as ws:
+        resumed = await subscribe(ws, topic, since={topic: seen["seq"]}, epoch=answer["epoch"])
+        missed = [await receive(ws) for _ in range(3)]
+        await hub.publish(topic, "event", {"n": 5})
+        live = await receive(ws)
+    assert resumed["recovered"] is True and resumed["seq"] == 4
+    assert [m["data"]["n"] for m in missed] == [2, 3, 4] and live["seq"] == 5
+
+
+async def test_resume_beyond_the_history_falls_back_to_a_snapshot(
+    server: Server, telegram_id: int
+) -> None:
+    topic = f"book:H{telegram_id}-USDT"
+    hub = hub_of(server)
+    for n in range(HISTORY_LENGTH + 150):
+        await hub.publish(topic, "delta", {"n": n}, state={"n": n})
+    async with websockets.connect(ws_url(server)) as ws:
+        answer = await subscribe(ws, topic, since={topic: 1})
+        snapshot = await receive(ws)
+    assert answer["recovered"] is False and snapshot["type"] == "snapshot"
+    assert snapshot["data"] == {"n": HISTORY_LENGTH + 149}
+
+
+async def test_a_foreign_epoch_cannot_resume(server: Server, telegram_id: int) -> None:
+    topic = f"trades:E{telegram_id}-USDT"
+    await hub_of(server).publish(topic, "event", {})
+    async with websockets.connect(ws_url(server)) as ws:
+        answer = await subscribe(ws, topic, since={topic: 0}, epoch="another-epoch")
+    assert answer["recovered"] is False and answer["seq"] == 1
+
+
+async def test_private_topics_only_for_their_owner(
+    server: Server, client: Any, telegram_id: int, new_telegram_id: Any
+) -> None:
+    user, headers = await signed_in(client, telegram_id)
+    other, _ = await signed_in(client, new_telegram_id())
+    token = headers["Authorization"].removeprefix("Bearer ")
+    mine, theirs = f"user:{user['id']}", f"user:{other['id']}"
+
+    async with websockets.connect(ws_url(server)) as anonymous:
+        await send(anonymous, op="subscribe", topics=[mine])
+        assert (await receive(anonymous))["code"] == "forbidden"
+
+    for how in (
+        {"additional_headers": headers},
+        {"additional_headers": {"Cookie": f"simplrefq_session={token}"}},
+        {"query": f"?token={token}"},
+    ):
+        query = how.pop("query", "")
+        async with websockets.connect(ws_url(server, str(query)), **how) as ws:
+            await subscribe(ws, mine)
+            await send(ws, op="subscribe", topics=[theirs])
+            refused = await receive(ws)
+            assert (refused["op"], refused["code"]) == ("error", "forbidden")
+            await hub_of(server).publish(mine, "event", {"kind": "fill"})
+            assert (await receive(ws))["data"] == {"kind": "fill"}
+
+
+async def test_bad_input_gets_errors_and_the_connection_lives(server: Server) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        for raw, code in (
+            ("{not json", "bad_json"),
+            ('{"op": "dance"}', "bad_op"),
+            ('{"op": "subscribe", "topics": "prices"}', "bad_op"),
+            ('{"op": "subscribe", "topics": ["nope:1"]}', "unknown_topic"),
+            ('{"op": "subscribe", "topics": ["user:abc"]}', "unknown_topic"),
+        ):
+            await ws.send(raw)
+            answer = await receive(ws)
+            assert (answer["op"], answer["code"]) == ("error", code), raw
+        await send(ws, op="ping")
+        assert await receive(ws) == {"op": "pong"}
+
+
+async def test_an_oversized_frame_closes_with_1009(server: Server) -> None:
+    async with websockets.connect(ws_url(server), max_size=None) as ws:
+        await ws.send("x" * (256 * 1024))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await receive(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_a_flood_of_operations_is_refused_then_disconnected(server: Server) -> None:
+    async with websockets.connect(ws_url(server)) as ws:
+        for _ in range(300):
+            await send(ws, op="ping")
+        answers = await read_until_closed(ws)
+    codes = {answer.get("code") or answer["op"] for answer in answers}
+    assert codes == {"rate_limited", "pong"}
+    assert ws.close_code == 1008
+
+
+async def test_a_slow_consumer_is_cut_off_and_nobody_else_waits(
+    server: Server, telegram_id: int
+) -> None:
+    topic = f"trades:S{telegram_id}-USDT"
+    hub = hub_of(server)
+    blob = base64.b64encode(os.urandom(24_000)).decode()  # 32 KB that no compression shrinks
+    # A phone on a bad link: a small receive window, and it reads nothing for a while.
+    host, port = server.url.removeprefix("http://").split(":")
+    small = socket.socket()
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    small.connect((host, int(port)))
+    async with (
+        websockets.connect(ws_url(server), sock=small, max_queue=1) as slow,
+        websockets.connect(ws_url(server)) as healthy,
+    ):
+        await subscribe(slow, topic)
+        await subscribe(healthy, topic)
+        received = 0
+
+        async def keep_up() -> None:
+            nonlocal received
+            while received < 1200:
+                await receive(healthy)
+                received += 1
+
+        reader = asyncio.create_task(keep_up())
+        for n in range(1200):
+            await hub.publish(topic, "event", {"n": n, "blob": blob})
+            if n % 50 == 0:
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(reader, 20)
+        assert received == 1200
+        frames = await read_until_closed(slow)
+    assert (slow.close_code, slow.close_reason) == (4008, "slow consumer")
+    assert len(frames) < 1200  # it was cut off, not served to the end
+
+
+async def test_a_burst_of_subscribers_all_get_their_messages(
+    server: Server, telegram_id: int
+) -> None:
+    """More concurrent subscribes than the server holds Redis connections: none fails, none
+    is left on a topic that never delivers."""
+    topics = [f"trades:C{telegram_id}{n}-USDT" for n in range(3)]
+    clients = [await websockets.connect(ws_url(server)) for _ in range(150)]
+    try:
+        await asyncio.gather(
+            *(send(ws, op="subscribe", topics=[topics[i % 3]]) for i, ws in enumerate(clients))
+        )
+        answers = await asyncio.gather(*(receive(ws) for ws in clients))
+        assert {a["op"] for a in answers} == {"subscribed"}
+        for topic in topics:
+            await hub_of(server).publish(topic, "event", {"to": topic})
+        frames = await asyncio.gather(*(receive(ws) for ws in clients))
+        assert [f["data"]["to"] for f in frames] == [topics[i % 3] for i in range(150)]
+    finally:
+        await asyncio.gather(*(ws.close() for ws in clients))

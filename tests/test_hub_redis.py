@@ -1,0 +1,157 @@
+"""The hub across processes and through Redis faults; the market feed on the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import websockets
+
+from backend.hub.backends.redis import RedisBackend
+from backend.hub.hub import Hub
+from tests.conftest import REDIS_PREFIX, RunningServer, make_settings, with_backend
+from tests.test_hub import receive, send, subscribe, ws_url
+
+
+async def test_the_market_feed_streams_prices_and_candles(
+    backend: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        tmp_path, **with_backend(backend, market={"feed": "simulator", "interval_seconds": 0.05})
+    )
+    async with RunningServer(settings) as server, websockets.connect(ws_url(server)) as ws:
+        await asyncio.sleep(0.2)
+        answer = await subscribe(ws, "prices")
+        snapshot = await receive(ws)
+        assert answer["recovered"] is False and snapshot["type"] == "snapshot"
+        assert set(snapshot["data"]["markets"]) == {"TON-USDT", "ETH-USDT", "BNB-USDT"}
+        delta = await receive(ws)
+        assert delta["type"] == "delta" and delta["seq"] == snapshot["seq"] + 1
+        await send(ws, op="subscribe", topics=["candles:TON-USDT:1m"])
+        frames = [await receive(ws) for _ in range(12)]
+        candles = [f for f in frames if f.get("topic") == "candles:TON-USDT:1m" and "type" in f]
+        assert candles[0]["type"] == "snapshot" and candles[0]["data"]["market"] == "TON-USDT"
+        assert candles[1]["type"] == "delta" and candles[1]["seq"] == candles[0]["seq"] + 1
+        assert candles[1]["data"]["candle"]["timeframe"] == "1m"
+
+
+async def test_one_feed_runs_however_many_servers_share_redis(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"{REDIS_PREFIX}-lead"
+    settings = make_settings(
+        tmp_path,
+        database={"url": postgres_url},
+        redis={"url": redis_url, "key_prefix": prefix},
+        market={"feed": "simulator", "interval_seconds": 0.1},
+    )
+    async with RunningServer(settings) as first, RunningServer(settings):
+        await asyncio.sleep(0.5)
+        hub: Hub = first.app.state.resources.hub
+        before = await hub.backend.last_seq("prices")
+        await asyncio.sleep(2.0)
+        published = await hub.backend.last_seq("prices") - before
+    # One leader at 10 ticks a second; two would make it about 40.
+    assert 12 <= published <= 26, published
+
+
+async def test_a_dropped_redis_connection_loses_nothing(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"{REDIS_PREFIX}-drop"
+    settings = make_settings(
+        tmp_path, database={"url": postgres_url}, redis={"url": redis_url, "key_prefix": prefix}
+    )
+    topic = "trades:DROP-USDT"
+    admin = aioredis.Redis.from_url(redis_url)
+    async with RunningServer(settings) as server, websockets.connect(ws_url(server)) as ws:
+        hub: Hub = server.app.state.resources.hub
+        await subscribe(ws, topic)
+        for n in range(10):
+            await hub.publish(topic, "event", {"n": n})
+            if n == 3:
+                # Cut every pub/sub connection (ours included) in the middle of the stream.
+                await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        frames = [await receive(ws, within=10) for _ in range(10)]
+        backend = hub.backend
+        assert isinstance(backend, RedisBackend) and backend.reconnects >= 1
+    await admin.aclose()
+    assert [f["seq"] for f in frames] == list(range(1, 11))
+    assert [f["data"]["n"] for f in frames] == list(range(10))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _serve(env: dict[str, str], data_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "serve"],
+        env={**env, "APP_PORT": str(port), "APP_DATA_DIR": str(data_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1):  # noqa: S310
+                    break
+            except OSError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else b""
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        yield base.replace("http://", "ws://") + "/ws"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+async def test_two_server_processes_behave_as_one_hub(
+    postgres_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"{REDIS_PREFIX}-two"
+    env = {
+        **os.environ,
+        "DATABASE_URL": postgres_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "MARKET_FEED": "off",
+        "LOG_LEVEL": "WARNING",
+    }
+    topic = "trades:TWO-USDT"
+    with _serve(env, tmp_path / "a") as url_a, _serve(env, tmp_path / "b") as url_b:
+        async with websockets.connect(url_a) as on_a, websockets.connect(url_b) as on_b:
+            await subscribe(on_a, topic)
+            await subscribe(on_b, topic)
+            # A third process publishes, as any instance would.
+            redis = aioredis.Redis.from_url(redis_url)
+            hub = Hub(RedisBackend(redis, prefix))
+            await hub.start()
+            for n in range(50):
+                await hub.publish(topic, "event", {"n": n})
+            got_a = [await receive(on_a) for _ in range(50)]
+            got_b = [await receive(on_b) for _ in range(50)]
+            await hub.close()
+            await redis.aclose()
+            for ws in (on_a, on_b):
+                await ws.send(json.dumps({"op": "ping"}))
+                assert await receive(ws) == {"op": "pong"}  # nothing extra was queued before it
+    assert [f["seq"] for f in got_a] == [f["seq"] for f in got_b] == list(range(1, 51))
+    assert [f["data"]["n"] for f in got_a] == list(range(50))
