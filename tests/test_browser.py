@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-from tests.conftest import IN_CI, Server
+from tests.conftest import IN_CI, RunningServer, Server, make_settings
 from tests.telegram import base_fields, signed_init_data
 
 pytestmark = pytest.mark.browser
@@ -73,13 +73,14 @@ async def open_page(browser: Browser, telegram_stub: str | None) -> tuple[Page, 
 def telegram_stub(init_data: str, scheme: str = "dark") -> str:
     """Stands in for telegram-web-app.js inside the Telegram client, with signed initData."""
     return f"""
-    window.__tg = {{ready: 0, expanded: 0, haptics: 0}};
+    window.__tg = {{ready: 0, expanded: 0, haptics: 0, handlers: {{}}}};
     window.Telegram = {{ WebApp: {{
       initData: {json.dumps(init_data)}, initDataUnsafe: {{}}, platform: "ios",
       colorScheme: "{scheme}", version: "8.0",
       isVersionAtLeast: () => true,
       ready() {{ window.__tg.ready++; }}, expand() {{ window.__tg.expanded++; }},
-      onEvent() {{}}, offEvent() {{}},
+      onEvent(name, handler) {{ (window.__tg.handlers[name] ||= []).push(handler); }},
+      offEvent() {{}},
       HapticFeedback: {{ selectionChanged() {{ window.__tg.haptics++; }} }},
     }} }};
     """
@@ -145,3 +146,30 @@ async def test_forged_init_data_shows_the_error_and_signs_nobody_in(
     assert "does not verify" in await page.inner_text("#auth-status")
     assert await page.evaluate("window.SimplRefQ.user()") is None
     await page.close()
+
+
+async def test_the_header_ticker_is_live_and_resyncs_when_telegram_reactivates(
+    browser: Browser, tmp_path: Path, telegram_id: int
+) -> None:
+    settings = make_settings(tmp_path, market={"feed": "simulator", "interval_seconds": 0.2})
+    async with RunningServer(settings) as server:
+        init_data = signed_init_data(base_fields(telegram_id))
+        page, errors = await open_page(browser, telegram_stub=telegram_stub(init_data))
+        await page.goto(server.url + "/")
+        await page.wait_for_selector("#live-status[data-state='live']", timeout=10_000)
+        await page.wait_for_selector("#ticker .ticker-item", timeout=10_000)
+        symbols = await page.locator("#ticker .ticker-symbol").all_inner_texts()
+        assert symbols == ["TON", "ETH", "BNB"]
+        first = await page.inner_text("#ticker")
+        # Prices move: the fragment is swapped in again and again.
+        await page.wait_for_function(
+            "text => document.getElementById('ticker').innerText !== text",
+            arg=first,
+            timeout=10_000,
+        )
+        # Telegram says the app is back from the background: the page opens a fresh socket.
+        await page.evaluate("window.__tg.handlers.activated.forEach(handler => handler())")
+        assert await page.get_attribute("#live-status", "data-state") in ("reconnecting", "live")
+        await page.wait_for_selector("#live-status[data-state='live']", timeout=10_000)
+        assert errors == []
+        await page.close()

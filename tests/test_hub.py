@@ -246,3 +246,29 @@ async def test_a_burst_of_subscribers_all_get_their_messages(
         assert [f["data"]["to"] for f in frames] == [topics[i % 3] for i in range(150)]
     finally:
         await asyncio.gather(*(ws.close() for ws in clients))
+
+
+async def test_html_mode_sends_fragments_rendered_for_htmx(server: Server) -> None:
+    hub = hub_of(server)
+    markets = {"TON-USDT": {"price": "5.2031", "change_24h": "-1.25", "ts": 1}}
+    await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+    url = ws_url(server).replace("/ws", "/ws/html") + "?topics=prices"
+    async with websockets.connect(url) as ws:
+        status = await asyncio.wait_for(ws.recv(), 5)
+        ticker = await asyncio.wait_for(ws.recv(), 5)
+        assert 'id="live-status"' in status and 'data-state="live"' in status
+        assert 'id="ticker"' in ticker and 'hx-swap-oob="true"' in ticker
+        assert "5.2031" in ticker and "-1.25%" in ticker and 'class="ticker-change down"' in ticker
+        await ws.send('{"anything": "htmx sends"}')  # input is ignored, the page stays
+        markets["TON-USDT"]["price"] = "5.3000"
+        await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+        assert "5.3000" in await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_html_mode_refuses_topics_without_fragments(server: Server) -> None:
+    for query in ("user:1", "trades:TON-USDT", "nope"):
+        url = ws_url(server).replace("/ws", "/ws/html") + f"?topics={query}"
+        async with websockets.connect(url) as ws:
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+        assert ws.close_code == 1008, query

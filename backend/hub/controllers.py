@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import jwt
@@ -14,6 +15,7 @@ from redis.exceptions import RedisError
 
 from backend.auth.sessions import COOKIE_NAME, PUBLIC
 from backend.hub import protocol
+from backend.hub.html import FragmentRenderer, html_topics
 from backend.hub.hub import Hub
 from backend.hub.subscriber import SLOW_CONSUMER, Subscriber
 from backend.hub.topics import TopicError, check_access, parse_topic
@@ -29,6 +31,8 @@ OPS_PER_SECOND = 10.0
 OPS_REFUSED_LIMIT = 100
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
+# A page that is this far behind should skip to the newest state rather than replay it.
+HTML_MAX_PENDING = 16
 # A client being closed for falling behind gets this long to read what is queued before it
 # and the close frame; after that the connection is dropped.
 CLOSE_WAIT = 10.0
@@ -46,41 +50,86 @@ class HubController(Controller):
         async def send(text: str) -> None:
             await socket.send_text(text)
 
-        async def resync(subscriber: Subscriber, topic: str) -> None:
-            await hub.resubscribe(subscriber, topic)
+        subscriber = Subscriber(send, hub.resubscribe)
+        await _serve(socket, hub, subscriber, _read(socket, hub, subscriber, user_id))
 
-        subscriber = Subscriber(send, resync)
-        websocket_connections.inc()
-        writer = asyncio.create_task(subscriber.run(), name="ws-writer")
-        reader = asyncio.create_task(_read(socket, hub, subscriber, user_id), name="ws-reader")
-        overflow = asyncio.create_task(subscriber.overflowed.wait(), name="ws-overflow")
-        tasks = {writer, reader, overflow}
+    @websocket("/ws/html")
+    async def html(self, socket: WebSocket[Any, Any, Any]) -> None:
+        """Fragments for the mini-app page (htmx ``ws-connect="/ws/html?topics=prices"``)."""
+        await socket.accept()
+        hub: Hub = socket.app.state.resources.hub
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            close = None
-            failure = reader.exception() if reader in done else None
-            if overflow in done:
-                close = (SLOW_CONSUMER, "slow consumer")
-            elif isinstance(failure, _Flooding):
-                close = (POLICY_VIOLATION, "too many operations")
-            elif failure is not None and not isinstance(failure, WebSocketDisconnect):
-                log.error("ws_reader_failed", exc_info=failure)
-                close = (INTERNAL_ERROR, "internal error")
-            if close is not None:
-                writer.cancel()
-                await asyncio.wait_for(socket.close(code=close[0], reason=close[1]), CLOSE_WAIT)
-        except (WebSocketDisconnect, RuntimeError, TimeoutError):
-            pass  # the client is gone, or never read its close frame
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            topics = html_topics(socket.query_params.get("topics", ""))
+        except TopicError as exc:
+            await socket.close(code=POLICY_VIOLATION, reason=exc.message[:100])
+            return
+        engine = socket.app.template_engine
+        assert engine is not None  # configured in backend/app.py
+        renderer = FragmentRenderer(
+            lambda name, context: engine.get_template(name).render(**context)
+        )
+
+        async def send(text: str) -> None:
+            fragment = renderer.fragment(text)
+            if fragment is not None:
+                await socket.send_text(fragment)
+
+        subscriber = Subscriber(send, hub.resubscribe, max_pending=HTML_MAX_PENDING)
+        try:
+            for topic in topics:
+                await hub.subscribe(subscriber, topic, None, None)
+        except (RedisError, OSError) as exc:
+            log.warning("hub_subscribe_failed", error=repr(exc))
             await hub.leave(subscriber)
-            websocket_connections.dec()
+            await socket.close(code=INTERNAL_ERROR, reason="try again shortly")
+            return
+        await _serve(socket, hub, subscriber, _ignore_input(socket))
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any],
+    hub: Hub,
+    subscriber: Subscriber,
+    read: Coroutine[Any, Any, None],
+) -> None:
+    """Run a connection: its writer, its reader, and the slow-consumer watch; close cleanly."""
+    websocket_connections.inc()
+    writer = asyncio.create_task(subscriber.run(), name="ws-writer")
+    reader = asyncio.create_task(read, name="ws-reader")
+    overflow = asyncio.create_task(subscriber.overflowed.wait(), name="ws-overflow")
+    tasks = {writer, reader, overflow}
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        close = None
+        failure = reader.exception() if reader in done else None
+        if overflow in done:
+            close = (SLOW_CONSUMER, "slow consumer")
+        elif isinstance(failure, _Flooding):
+            close = (POLICY_VIOLATION, "too many operations")
+        elif failure is not None and not isinstance(failure, WebSocketDisconnect):
+            log.error("ws_reader_failed", exc_info=failure)
+            close = (INTERNAL_ERROR, "internal error")
+        if close is not None:
+            writer.cancel()
+            await asyncio.wait_for(socket.close(code=close[0], reason=close[1]), CLOSE_WAIT)
+    except (WebSocketDisconnect, RuntimeError, TimeoutError):
+        pass  # the client is gone, or never read its close frame
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await hub.leave(subscriber)
+        websocket_connections.dec()
 
 
 class _Flooding(Exception):
     pass
+
+
+async def _ignore_input(socket: WebSocket[Any, Any, Any]) -> None:
+    """HTML pages only listen; whatever htmx sends (form values) is read and dropped."""
+    while True:
+        await socket.receive_text()
 
 
 async def _read(

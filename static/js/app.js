@@ -194,6 +194,32 @@
     if (name) selectTab(name);
   });
 
+  // --- Live updates -----------------------------------------------------------
+
+  // The hub pushes fragments (ticker, badge) over the htmx ws extension; the server marks
+  // the badge live or resynced, the page marks it reconnecting while the socket is down.
+  function setLiveState(state) {
+    const badge = $("live-status");
+    if (!badge) return;
+    badge.dataset.state = state;
+    badge.textContent = state;
+  }
+
+  document.body.addEventListener("htmx:wsClose", () => setLiveState("reconnecting"));
+
+  // Back from the background, a phone's socket may be silently dead: open a fresh one,
+  // which starts again from the newest snapshot.
+  function reconnectLive() {
+    const source = document.querySelector("[ws-connect]");
+    if (!source || !window.htmx) return;
+    const fresh = source.cloneNode(true);
+    source.replaceWith(fresh);
+    setLiveState("reconnecting");
+    window.htmx.process(fresh);
+  }
+
+  tg?.onEvent?.("activated", reconnectLive);
+
   // Inside Telegram the first hash holds tgWebAppData, not a tab name: keep the default.
   selectTab(tabFromHash() ?? tabNames[0]);
   signIn();
