@@ -272,3 +272,20 @@ async def test_html_mode_refuses_topics_without_fragments(server: Server) -> Non
             with pytest.raises(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
         assert ws.close_code == 1008, query
+
+
+async def test_a_socket_that_subscribes_to_nothing_is_reaped(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("backend.hub.controllers.IDLE_SECONDS", 0.3)
+    async with (
+        websockets.connect(ws_url(server)) as idle,
+        websockets.connect(ws_url(server)) as busy,
+    ):
+        await subscribe(busy, "trades:IDLE-USDT")
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(idle.recv(), 5)
+        assert (idle.close_code, idle.close_reason) == (1000, "idle")
+        await asyncio.sleep(0.5)
+        await send(busy, op="ping")
+        assert await receive(busy) == {"op": "pong"}  # a subscribed socket stays

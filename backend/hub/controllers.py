@@ -31,6 +31,10 @@ OPS_PER_SECOND = 10.0
 OPS_REFUSED_LIMIT = 100
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
+NORMAL_CLOSURE = 1000
+# A socket that subscribes to nothing for this long is a leftover tab or a scanner: its slot
+# is worth more to someone else.  (Half-open sockets are reaped by uvicorn's 20 s pings.)
+IDLE_SECONDS = 60.0
 # A page that is this far behind should skip to the newest state rather than replay it.
 HTML_MAX_PENDING = 16
 # A client being closed for falling behind gets this long to read what is queued before it
@@ -106,6 +110,8 @@ async def _serve(
             close = (SLOW_CONSUMER, "slow consumer")
         elif isinstance(failure, _Flooding):
             close = (POLICY_VIOLATION, "too many operations")
+        elif isinstance(failure, _Idle):
+            close = (NORMAL_CLOSURE, "idle")
         elif failure is not None and not isinstance(failure, WebSocketDisconnect):
             log.error("ws_reader_failed", exc_info=failure)
             close = (INTERNAL_ERROR, "internal error")
@@ -126,6 +132,10 @@ class _Flooding(Exception):
     pass
 
 
+class _Idle(Exception):
+    pass
+
+
 async def _ignore_input(socket: WebSocket[Any, Any, Any]) -> None:
     """HTML pages only listen; whatever htmx sends (form values) is read and dropped."""
     while True:
@@ -137,7 +147,13 @@ async def _read(
 ) -> None:
     tokens, refilled, refused = float(OPS_BURST), time.monotonic(), 0
     while True:
-        raw = await socket.receive_text()
+        if subscriber.topics:
+            raw = await socket.receive_text()
+        else:
+            try:
+                raw = await asyncio.wait_for(socket.receive_text(), IDLE_SECONDS)
+            except TimeoutError:
+                raise _Idle from None
         now = time.monotonic()
         tokens = min(OPS_BURST, tokens + (now - refilled) * OPS_PER_SECOND)
         refilled = now
