@@ -23,22 +23,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.server import create_database, drop_database, wait_ready  # noqa: E402
 from tests.telegram import BOT_TOKEN, base_fields, signed_init_data  # noqa: E402
 
-POSTGRES_ADMIN = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 # Distinct users, so sign-ins spread over rows as real traffic does instead of queueing on one.
 SIGN_IN_USERS = 5000
@@ -120,18 +116,6 @@ def report(name: str, figures: dict[str, float], target: str) -> None:
     )
 
 
-def wait_ready(base: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
-
-
 def shipped_assets(base: str) -> dict[str, int]:
     with urllib.request.urlopen(f"{base}/") as response:  # noqa: S310
         html = response.read().decode()
@@ -140,21 +124,6 @@ def shipped_assets(base: str) -> dict[str, int]:
         with urllib.request.urlopen(f"{base}{path}") as response:  # noqa: S310
             sizes[path.split("?")[0]] = len(gzip.compress(response.read(), compresslevel=6))
     return sizes
-
-
-async def create_database() -> tuple[str, str]:
-    name = f"simplrefq_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return name, f"{base}/{name}"
-
-
-async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 def main() -> None:
@@ -193,7 +162,7 @@ def main() -> None:
         start_new_session=True,
     )
     try:
-        wait_ready(base)
+        wait_ready(base, server)
         with tempfile.TemporaryDirectory() as tmp:
             returning = sign_in_script(Path(tmp), "returning", 10_000_000)
             newcomers = sign_in_script(Path(tmp), "new", 20_000_000)

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from multiprocessing.connection import Connection
@@ -34,7 +33,6 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
-import asyncpg
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -42,9 +40,8 @@ from websockets.exceptions import ConnectionClosed
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-POSTGRES_ADMIN = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+from bench.server import create_database, drop_database, wait_ready  # noqa: E402
+
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 # Handshakes 200 at a time (split over the load generators) stay well inside uvicorn's listen
 # backlog of 2048, so a refused connection means the server, not the queue, gave up.
@@ -403,33 +400,6 @@ def cpu_line(label: str, names: dict[int, str], before: dict[int, int], seconds:
         f"CPU {label} ({seconds:.1f} s): machine {100 * busy:.0f}% busy of {cores} cores; "
         f"% of one core: {', '.join(shares)}, everything else {max(0.0, other):.0f}%"
     )
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=1) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not become ready")
-
-
-async def create_database() -> tuple[str, str]:
-    name = f"simplrefq_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    return name, f"{base}/{name}"
-
-
-async def drop_database(name: str) -> None:
-    admin = await asyncpg.connect(POSTGRES_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def forget_keys(prefix: str) -> None:
