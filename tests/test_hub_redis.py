@@ -18,10 +18,17 @@ from typing import Any
 import redis.asyncio as aioredis
 import websockets
 
+from backend.config import Settings
 from backend.hub.backends.redis import RedisBackend
 from backend.hub.hub import Hub
 from tests.conftest import REDIS_PREFIX, RunningServer, make_settings, with_backend
 from tests.test_hub import receive, send, subscribe, ws_url
+
+
+def redis_settings(tmp_path: Path, postgres_url: str, redis_url: str, name: str) -> Settings:
+    """PostgreSQL + Redis, with Redis keys of this test alone."""
+    redis = {"url": redis_url, "key_prefix": f"{REDIS_PREFIX}-{name}"}
+    return make_settings(tmp_path, database={"url": postgres_url}, redis=redis)
 
 
 async def test_the_market_feed_streams_prices_and_candles(
@@ -72,10 +79,7 @@ async def test_one_feed_runs_however_many_servers_share_redis(
 async def test_a_dropped_redis_connection_loses_nothing(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
-    prefix = f"{REDIS_PREFIX}-drop"
-    settings = make_settings(
-        tmp_path, database={"url": postgres_url}, redis={"url": redis_url, "key_prefix": prefix}
-    )
+    settings = redis_settings(tmp_path, postgres_url, redis_url, "drop")
     topic = "trades:DROP-USDT"
     admin = aioredis.Redis.from_url(redis_url)
     async with RunningServer(settings) as server, websockets.connect(ws_url(server)) as ws:
@@ -160,14 +164,11 @@ async def test_two_server_processes_behave_as_one_hub(
     assert [f["data"]["n"] for f in got_a] == list(range(50))
 
 
-async def test_lost_redis_data_resyncs_clients_from_a_snapshot(
+async def test_lost_redis_data_tells_clients_to_start_over(
     postgres_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     """Redis restarted without its data: old seqs mean nothing, clients are told to start over."""
-    prefix = f"{REDIS_PREFIX}-lost"
-    settings = make_settings(
-        tmp_path, database={"url": postgres_url}, redis={"url": redis_url, "key_prefix": prefix}
-    )
+    settings = redis_settings(tmp_path, postgres_url, redis_url, "lost")
     topic = "book:LOST-USDT"
     admin = aioredis.Redis.from_url(redis_url)
     async with RunningServer(settings) as server, websockets.connect(ws_url(server)) as ws:
@@ -176,7 +177,7 @@ async def test_lost_redis_data_resyncs_clients_from_a_snapshot(
             await hub.publish(topic, "delta", {"n": n}, state={"n": n})
         first = await subscribe(ws, topic)
         assert (await receive(ws))["seq"] == 3
-        async for key in admin.scan_iter(f"{prefix}:*"):
+        async for key in admin.scan_iter(f"{settings.redis.key_prefix}:*"):
             await admin.delete(key)
         await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
         await asyncio.sleep(0.5)  # the hub notices the new epoch as it reconnects
