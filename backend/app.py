@@ -29,6 +29,13 @@ from backend.hub.controllers import HubController
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
 from backend.ops.metrics import MetricsController, prometheus
+from backend.points.badge_routes import BadgeController
+from backend.points.controllers import (
+    BalancesController,
+    PointsAdminController,
+    PointsController,
+    ReferralsController,
+)
 from backend.resources import Resources
 from backend.users.controllers import AdminController, MeController
 from backend.web.assets import AssetManifest
@@ -80,9 +87,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         AuthController,
         MeController,
         AdminController,
+        BalancesController,
+        PointsController,
+        ReferralsController,
+        PointsAdminController,
         HealthController,
         HubController,
         MetricsController,
+        BadgeController,
         create_static_files_router(
             path="/static",
             directories=[STATIC_DIR],

@@ -8,10 +8,17 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from backend.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from backend.db.engine import Database
+
+T = TypeVar("T")
 
 # Client frames are small JSON operations; a bigger one is refused with close code 1009.
 MAX_WS_FRAME_BYTES = 64 * 1024
@@ -173,6 +180,76 @@ async def _set_role(settings: Settings, telegram_id: int, role: str) -> None:
     finally:
         await db.dispose()
     click.echo(f"telegram user {telegram_id} is now {role}")
+
+
+@main.group()
+def ledger() -> None:
+    """The ledger: verification and housekeeping."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Check that debits equal credits, balances equal their transfers, no balance breaks its
+    account's rules, and the hash chains are intact.  Exits 1 on any problem."""
+    from backend.ledger.verify import verify
+
+    report = asyncio.run(_with_database(_settings(), verify))
+    for problem in report.problems:
+        click.echo(f"  {problem}", err=True)
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
+@ledger.command("expire")
+def ledger_expire() -> None:
+    """Void pending transfers whose time ran out (the server also does this every minute)."""
+    from backend.ledger.service import Ledger
+
+    async def expire(db: Database) -> int:
+        total = 0
+        while voided := await Ledger().expire(db):
+            total += voided
+        return total
+
+    click.echo(f"voided {asyncio.run(_with_database(_settings(), expire))} expired transfers")
+
+
+@main.group()
+def points() -> None:
+    """Points: the leaderboard cache."""
+
+
+@points.command("rebuild-leaderboard")
+def points_rebuild_leaderboard() -> None:
+    """Rebuild the Redis leaderboard from the ledger (after Redis lost its data, say)."""
+    from redis.asyncio import Redis
+
+    from backend.points.leaderboard import RedisLeaderboard
+
+    settings = _settings()
+    if not settings.redis.url:
+        raise click.ClickException("REDIS_URL is not set: the board is read from the ledger")
+
+    async def rebuild(db: Database) -> int:
+        redis = Redis.from_url(settings.redis.url)
+        try:
+            return await RedisLeaderboard(redis, settings.redis.key_prefix).rebuild(db)
+        finally:
+            await redis.aclose()
+
+    count = asyncio.run(_with_database(settings, rebuild))
+    click.echo(f"leaderboard rebuilt: {count} entries")
+
+
+async def _with_database(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:
+    from backend.db.engine import Database
+
+    db = Database.connect(settings)
+    try:
+        return await job(db)
+    finally:
+        await db.dispose()
 
 
 if __name__ == "__main__":

@@ -153,6 +153,48 @@ class MarketSettings(BaseSettings):
     """How often the feed publishes."""
 
 
+class PointsSettings(BaseSettings):
+    """The earning rules (backend/points/rules.py reads them; nothing else does)."""
+
+    model_config = SettingsConfigDict(env_prefix="POINTS_")
+
+    checkin: int = Field(default=100, ge=0)
+    """Points for the first daily check-in."""
+    checkin_streak_bonus: int = Field(default=20, ge=0)
+    """Extra points per consecutive day after the first."""
+    checkin_streak_cap: int = Field(default=7, ge=1)
+    """The streak bonus stops growing after this many days (a week of habit, then flat)."""
+    first_trade: int = Field(default=500, ge=0)
+    """Points for a user's first trade, once."""
+    wallet_link: int = Field(default=250, ge=0)
+    """Points for linking a wallet, once."""
+    volume_taker_per_usdt: int = Field(default=1, ge=0)
+    """Points per whole USDT of traded notional, taking liquidity."""
+    volume_maker_per_usdt: int = Field(default=2, ge=0)
+    """Points per whole USDT of traded notional, providing liquidity (worth more to the book)."""
+    referral_bps: tuple[int, int] = (1000, 300)
+    """The referrer's share of a referee's points, in basis points: level 1, level 2."""
+    referral_hold_days: int = Field(default=30, ge=1)
+    """A referral reward waits this long for its referee to become active, then is voided."""
+    activation_checkin_days: int = Field(default=3, ge=1)
+    """Check-in days that make a referee active (a first trade does it at once)."""
+    farm_min_referees: int = Field(default=10, ge=1)
+    """Referrers with at least this many referees past the grace period are examined..."""
+    farm_inactive_share: float = Field(default=0.8, gt=0, le=1)
+    """...and flagged when this share or more of them never became active."""
+    farm_grace_days: int = Field(default=7, ge=0)
+    """Referees younger than this are not yet counted as inactive."""
+    moderator_grant_cap: int = Field(default=10_000, ge=1)
+    """The most points a moderator may grant or claw back in one action (admins: no cap)."""
+
+    @field_validator("referral_bps")
+    @classmethod
+    def _shares(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if any(share < 0 for share in value) or sum(value) > 10_000:
+            raise ValueError("referral shares are 0-10000 basis points, together at most 10000")
+        return value
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -170,6 +212,7 @@ class Settings(BaseSettings):
     bot: BotSettings = Field(default_factory=BotSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
+    points: PointsSettings = Field(default_factory=PointsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from litestar.di import Provide
 from backend.audit.service import AuditContext
 from backend.config import Settings
 from backend.db.uow import UnitOfWork, unit_of_work
+from backend.points.service import Points
 from backend.resources import Resources
 
 
@@ -23,6 +24,11 @@ def provide_resources(state: State) -> Resources:
 def provide_settings(state: State) -> Settings:
     settings: Settings = state.resources.settings
     return settings
+
+
+def provide_points(state: State) -> Points:
+    points: Points = state.resources.points
+    return points
 
 
 async def provide_uow(state: State) -> AsyncIterator[UnitOfWork]:
@@ -44,5 +50,6 @@ dependencies = {
     "resources": Provide(provide_resources, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "uow": Provide(provide_uow),
+    "points": Provide(provide_points, sync_to_thread=False),
     "audit": Provide(provide_audit_context, sync_to_thread=False),
 }

@@ -16,8 +16,13 @@ from backend.db.engine import Database
 from backend.hub.backends.memory import MemoryBackend
 from backend.hub.backends.redis import RedisBackend
 from backend.hub.hub import Hub
+from backend.ledger.events import balance_events
+from backend.ledger.service import Ledger
 from backend.market.feed import MarketFeed
 from backend.market.leader import run_as_leader
+from backend.points.feed import LeaderboardFeed
+from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
+from backend.points.service import Points
 
 log = structlog.get_logger(__name__)
 
@@ -26,6 +31,9 @@ REDIS_CONNECTIONS = 50
 REDIS_WAIT_SECONDS = 5.0
 # Background tasks get this long to stop at shutdown before the process goes on without them.
 STOP_SECONDS = 5.0
+# Pending transfers (referral rewards, order reservations) expire in days or hours; sweeping
+# each minute keeps an expired reservation from holding funds noticeably past its time.
+EXPIRY_SWEEP_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -35,6 +43,10 @@ class Resources:
     redis: Redis | None
     limiter: RateLimiter
     hub: Hub
+    ledger: Ledger
+    points: Points
+    leaderboard: Leaderboard
+    leaderboard_feed: LeaderboardFeed
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -48,18 +60,33 @@ class Resources:
             )
             redis = Redis.from_pool(pool)
         backend = RedisBackend(redis, settings.redis.key_prefix) if redis else MemoryBackend()
+        db = Database.connect(settings)
+        hub = Hub(backend)
+        leaderboard: Leaderboard = (
+            RedisLeaderboard(redis, settings.redis.key_prefix) if redis else LedgerLeaderboard(db)
+        )
+        feed = LeaderboardFeed(leaderboard, db, hub)
+        ledger = Ledger()
+        for listener in (balance_events(hub), leaderboard.on_balances, feed.on_balances):
+            ledger.listen(listener)
         return cls(
             settings=settings,
-            db=Database.connect(settings),
+            db=db,
             redis=redis,
             limiter=RateLimiter.from_settings(settings, redis),
-            hub=Hub(backend),
+            hub=hub,
+            ledger=ledger,
+            points=Points(ledger, settings.points, hub),
+            leaderboard=leaderboard,
+            leaderboard_feed=feed,
         )
 
     async def start(self) -> None:
         await self.hub.start()
         if self.settings.market.feed == "simulator":
             self._spawn(self._market_feed(), "market-feed")
+        self._spawn(self.leaderboard_feed.run(), "leaderboard-feed")
+        self._spawn(self._expire_pending(), "ledger-expiry")
 
     def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
         """Background work owned here, cancelled at shutdown."""
@@ -74,6 +101,16 @@ class Resources:
         else:
             key = f"{self.settings.redis.key_prefix}:market:feed-leader"
             await run_as_leader(self.redis, key, feed.run)
+
+    async def _expire_pending(self) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            try:
+                while await self.ledger.expire(self.db):
+                    pass
+            except Exception:
+                # A database blip skips a sweep; the next one picks up what this one missed.
+                log.exception("ledger_expiry_failed")
 
     async def close(self) -> None:
         for task in self._tasks:

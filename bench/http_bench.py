@@ -26,6 +26,7 @@ import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -47,6 +48,26 @@ request = function()
   i = i %% #bodies + 1
   local headers = {["Content-Type"] = "application/json"}
   return wrk.format("POST", "/api/auth/telegram", headers, bodies[i])
+end
+"""
+
+# Single ledger transfers through the API: each request a points grant with its own
+# idempotency key, to a user picked in turn (the admin cannot grant to themselves).
+WRK_GRANT_SCRIPT = """
+local ids = {%s}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+local i = 0
+request = function()
+  i = i + 1
+  local body = string.format(
+    '{"user_id":%%d,"amount":1,"note":"bench","idempotency_key":"%s-%%d-%%d"}',
+    ids[i %% #ids + 1], tid, i)
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %s"}
+  return wrk.format("POST", "/api/admin/points/grant", headers, body)
 end
 """
 
@@ -93,11 +114,12 @@ def sign_in_script(folder: Path, name: str, first_id: int) -> Path:
     return script
 
 
-async def sign_in_all(base: str, lines: list[str]) -> None:
+async def sign_in_all(base: str, lines: list[str]) -> list[dict[str, object]]:
+    """Sign every body in; returns the sign-in answers (user and token)."""
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         gate = asyncio.Semaphore(32)
 
-        async def one(body: str) -> None:
+        async def one(body: str) -> dict[str, object]:
             async with gate:
                 response = await client.post(
                     "/api/auth/telegram",
@@ -105,8 +127,33 @@ async def sign_in_all(base: str, lines: list[str]) -> None:
                     headers={"content-type": "application/json"},
                 )
                 response.raise_for_status()
+                answer: dict[str, object] = response.json()
+                return answer
 
-        await asyncio.gather(*(one(line) for line in lines))
+        return await asyncio.gather(*(one(line) for line in lines))
+
+
+def grant_script(folder: Path, env: dict[str, str], signed: list[dict[str, Any]]) -> Path:
+    """Make the first signed-in user an admin; a wrk script granting points to the others."""
+    admin = signed[0]["user"]
+    subprocess.run(
+        [
+            str(ROOT / ".venv/bin/simplrefq"),
+            "users",
+            "set-role",
+            str(admin["telegram_id"]),
+            "admin",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    # The token carries no role (it is read per request), so the earlier one is still good.
+    token = signed[0]["token"]
+    ids = ",".join(str(answer["user"]["id"]) for answer in signed[1:])
+    script = folder / "grant.lua"
+    script.write_text(WRK_GRANT_SCRIPT % (ids, uuid.uuid4().hex[:8], token))
+    return script
 
 
 def report(name: str, figures: dict[str, float], target: str) -> None:
@@ -153,6 +200,8 @@ def main() -> None:
         # benchmark, so it is raised, but every request is still counted in Redis.
         "RATELIMIT_SIGNIN_PER_IP": "100000000/minute",
         "RATELIMIT_SIGNIN_PER_USER": "100000000/minute",
+        "RATELIMIT_WRITE_PER_USER": "100000000/minute",
+        "RATELIMIT_WRITE_PER_IP": "100000000/minute",
     }
     server = subprocess.Popen(
         [str(ROOT / ".venv/bin/simplrefq"), "serve"],
@@ -168,12 +217,16 @@ def main() -> None:
             newcomers = sign_in_script(Path(tmp), "new", 20_000_000)
             # Warm up the pools, then sign every "returning" user in once so they exist.
             wrk(base + "/", 2, args.connections)
-            asyncio.run(sign_in_all(base, (Path(tmp) / "returning.txt").read_text().splitlines()))
+            signed = asyncio.run(
+                sign_in_all(base, (Path(tmp) / "returning.txt").read_text().splitlines())
+            )
+            grants = grant_script(Path(tmp), env, signed)
             page = wrk(base + "/", args.seconds, args.connections)
             page_alone = wrk(base + "/", args.seconds, 1)
             signin = wrk(base, args.seconds, args.connections, returning)
             # First sign-ins write a row each (a durable commit); fewer than SIGN_IN_USERS fit.
             signin_new = wrk(base, min(args.seconds, 5), args.connections, newcomers)
+            granted = wrk(base, args.seconds, args.connections, grants)
         assets = shipped_assets(base)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
@@ -189,6 +242,7 @@ def main() -> None:
     report("GET / (1 connection)", page_alone, "server time per page")
     report("POST /api/auth/telegram", signin, "returning users; target: >= 2,000 req/s")
     report("POST /api/auth/telegram", signin_new, "first sign-ins: one insert each")
+    report("POST /api/admin/points/grant", granted, "one ledger transfer + audit row each")
     for path, size in assets.items():
         print(f"  {path:40s} {size / 1024:6.1f} KB gzipped")
     print(f"JS+CSS shipped          {total_kb:.1f} KB gzipped   (target < 60 KB)")

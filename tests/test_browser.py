@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from backend.db.uow import unit_of_work
+from backend.points.service import Points
 from tests.conftest import IN_CI, RunningServer, Server, make_settings
 from tests.telegram import base_fields, signed_init_data
 
@@ -173,3 +175,129 @@ async def test_the_header_ticker_is_live_and_resyncs_when_telegram_reactivates(
         await page.wait_for_selector("#live-status[data-state='live']", timeout=10_000)
         assert errors == []
         await page.close()
+
+
+async def award(server: Server, user_id: int, points: int, reason: str, cause: str) -> None:
+    """Points paid server-side, as a trade or a linked wallet would pay them."""
+    service: Points = server.app.state.resources.points
+    async with unit_of_work(server.app.state.resources.db) as uow:
+        await service.award(uow, user_id, points, reason, cause)
+
+
+async def open_points_tab(page: Page, server: Server) -> None:
+    await page.goto(server.url + "/")
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    await page.click("#tab-points")
+    await page.wait_for_selector("#points[data-state='ready']", timeout=10_000)
+
+
+async def test_points_tab_checks_in_shares_ranks_and_follows_the_hub(
+    browser: Browser, server: Server, screenshots: Path
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await open_points_tab(page, server)
+    user = await page.evaluate("window.SimplRefQ.user()")
+    assert await page.inner_text("#pts-balance") == "0"
+    assert await page.inner_text("#pts-checkin") == "Check in · +100"
+
+    await page.click("#pts-checkin")
+    await page.wait_for_selector("#pts-checkin[disabled]")
+    await page.wait_for_function(
+        "() => document.getElementById('pts-balance').textContent === '100'"
+    )
+    await page.wait_for_function(
+        "() => document.getElementById('pts-checkin').textContent.startsWith('Checked in today')"
+    )
+    assert await page.inner_text("#pts-checkin") == "Checked in today — next: +120 tomorrow"
+    assert "+100 points" in await page.inner_text("#pts-checkin-note")
+    await page.wait_for_selector("#pts-history .pts-row")
+    first = await page.inner_text("#pts-history .pts-row:first-child")
+    assert "Daily check-in" in first and "+100" in first
+
+    link = f"https://t.me/SimplRefQBot?startapp=ref_{user['referral_code']}"
+    assert await page.inner_text("#pts-ref-link") == link
+    assert await page.is_enabled("#pts-share") and await page.is_enabled("#pts-copy")
+    assert "No friends yet" in await page.inner_text("#pts-referees")
+
+    # The user's own row is on the board, highlighted, with the rank the API gives.
+    await page.wait_for_selector("#pts-board .pts-row.is-me .pts-rank")
+    board = await page.evaluate("window.SimplRefQ.api('/api/points/leaderboard')")
+    mine = await page.inner_text("#pts-board .is-me")
+    assert board["me"]["rank"] is not None and f"#{board['me']['rank']}" in mine
+    assert "(you)" in mine and "100" in mine
+    assert await page.inner_text("#pts-badge-next") == "Bronze badge in 900 points"
+
+    # Points paid on the server reach the open page through the hub, without a reload.
+    await award(server, user["id"], 500, "wallet_link", f"browser-test-{user['id']}")
+    await page.wait_for_function(
+        "() => document.getElementById('pts-balance').textContent === '600'", timeout=5_000
+    )
+    await page.wait_for_function(
+        "() => document.querySelector('#pts-history .pts-row').innerText.includes('Wallet')",
+        timeout=5_000,
+    )
+    await page.wait_for_function(
+        "() => document.querySelector('#pts-board .is-me').textContent.includes('600')",
+        timeout=5_000,
+    )
+    # Reaching a tier shows its badge, served by this app.
+    await award(server, user["id"], 400, "first_trade", f"browser-test-{user['id']}")
+    await page.wait_for_function(
+        "() => document.querySelector('#pts-badge-list img')?.naturalWidth > 0", timeout=5_000
+    )
+    assert await page.get_attribute("#pts-badge-list img", "alt") == "Bronze badge"
+    assert await page.inner_text("#pts-balance") == "1,000"
+
+    # A 360-px phone: nothing sticks out sideways.
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.screenshot(path=str(screenshots / "points-light.png"), full_page=True)
+    assert errors == []
+    await page.close()
+
+
+async def test_points_tab_inside_telegram_shares_through_telegram(
+    browser: Browser, server: Server, telegram_id: int, screenshots: Path
+) -> None:
+    stub = (
+        telegram_stub(signed_init_data(base_fields(telegram_id)))
+        + """
+    window.Telegram.WebApp.openTelegramLink = (url) => { window.__tg.opened = url; };
+    window.Telegram.WebApp.HapticFeedback.notificationOccurred = (kind) => {
+      window.__tg.notified = kind;
+    };
+    """
+    )
+    page, errors = await open_page(browser, telegram_stub=stub)
+    await open_points_tab(page, server)
+    await page.click("#pts-checkin")
+    await page.wait_for_selector("#pts-checkin[disabled]")
+    await page.wait_for_function("() => window.__tg.notified === 'success'")
+
+    referrals = await page.evaluate("window.SimplRefQ.api('/api/referrals')")
+    await page.click("#pts-share")
+    assert await page.evaluate("window.__tg.opened") == referrals["share_url"]
+    assert referrals["share_url"].startswith("https://t.me/share/url?url=https%3A%2F%2Ft.me%2F")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.screenshot(path=str(screenshots / "points-telegram-dark.png"), full_page=True)
+    assert errors == []
+    await page.close()
+
+
+async def test_points_history_pages_with_load_more(browser: Browser, server: Server) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await page.goto(server.url + "/")
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    user_id = await page.evaluate("window.SimplRefQ.user().id")
+    for n in range(22):
+        await award(server, user_id, 10, "grant", f"browser-page-{user_id}-{n}")
+    await page.click("#tab-points")
+    await page.wait_for_selector("#points[data-state='ready']", timeout=10_000)
+    assert await page.locator("#pts-history .pts-row").count() == 20
+    await page.click("#pts-more")
+    await page.wait_for_function(
+        "() => document.querySelectorAll('#pts-history .pts-row').length === 22"
+    )
+    assert await page.is_hidden("#pts-more")
+    assert await page.inner_text("#pts-balance") == "220"
+    assert errors == []
+    await page.close()

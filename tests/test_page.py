@@ -37,6 +37,7 @@ async def test_static_assets_are_versioned_cached_and_compressed(client: httpx.A
         "/static/vendor/htmx.min.js",
         "/static/vendor/htmx-ext-ws.js",
         "/static/js/app.js",
+        "/static/js/points.js",
     }
     for asset in assets:
         assert re.search(r"\?v=[0-9a-f]{12}$", asset), asset

@@ -5,8 +5,19 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from backend.audit.models import AuditEntry
+from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
+from backend.points.models import PointsProfile, ReferralReward
 from backend.users.models import User
 
 metadata = SQLModel.metadata
 
-__all__ = ["AuditEntry", "User", "metadata"]
+__all__ = [
+    "AuditEntry",
+    "LedgerAccount",
+    "LedgerChain",
+    "LedgerTransfer",
+    "PointsProfile",
+    "ReferralReward",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,1 @@
+"""The ledger: every balance the product has, as immutable double-entry transfers."""

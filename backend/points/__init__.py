@@ -1,0 +1,1 @@
+"""Points: earning rules, daily check-in, referral rewards, leaderboard and badges."""
