@@ -174,7 +174,7 @@ class PointsSettings(BaseSettings):
     """Points per whole USDT of traded notional, providing liquidity (worth more to the book)."""
     referral_bps: tuple[int, int] = (1000, 300)
     """The referrer's share of a referee's points, in basis points: level 1, level 2."""
-    referral_hold_days: int = Field(default=30, ge=1)
+    referral_hold_days: int = Field(default=30, ge=1, le=366)
     """A referral reward waits this long for its referee to become active, then is voided."""
     activation_checkin_days: int = Field(default=3, ge=1)
     """Check-in days that make a referee active (a first trade does it at once)."""

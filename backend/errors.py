@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
+from sqlalchemy.exc import DBAPIError
 
 log = structlog.get_logger(__name__)
 
@@ -104,8 +105,27 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
+# PostgreSQL's codes for a transaction that lost a race (deadlock, serialization failure):
+# nothing was written, and the same request will very likely pass when sent again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate not in RETRYABLE_SQLSTATES:
+        return internal_error_handler(request, exc)
+    log.warning("transaction_lost_race", path=request.url.path, sqlstate=sqlstate)
+    return Response(
+        error_body(HTTP_503_SERVICE_UNAVAILABLE, "retry", "busy, nothing was changed: try again"),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+        media_type=MediaType.JSON,
+    )
+
+
 exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_error_handler,
+    DBAPIError: database_error_handler,
     Exception: internal_error_handler,
 }

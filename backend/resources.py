@@ -17,7 +17,7 @@ from backend.hub.backends.memory import MemoryBackend
 from backend.hub.backends.redis import RedisBackend
 from backend.hub.hub import Hub
 from backend.ledger.events import balance_events
-from backend.ledger.service import Ledger
+from backend.ledger.service import Ledger, now_micros
 from backend.market.feed import MarketFeed
 from backend.market.leader import run_as_leader
 from backend.points.feed import LeaderboardFeed
@@ -34,6 +34,7 @@ STOP_SECONDS = 5.0
 # Pending transfers (referral rewards, order reservations) expire in days or hours; sweeping
 # each minute keeps an expired reservation from holding funds noticeably past its time.
 EXPIRY_SWEEP_SECONDS = 60.0
+EXPIRY_LOOKBACK_MICROS = 3600 * 1_000_000
 
 
 @dataclass(slots=True)
@@ -86,6 +87,8 @@ class Resources:
         if self.settings.market.feed == "simulator":
             self._spawn(self._market_feed(), "market-feed")
         self._spawn(self.leaderboard_feed.run(), "leaderboard-feed")
+        if isinstance(self.leaderboard, RedisLeaderboard):
+            self._spawn(self._restore_leaderboard(self.leaderboard), "leaderboard-restore")
         self._spawn(self._expire_pending(), "ledger-expiry")
 
     def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
@@ -102,15 +105,31 @@ class Resources:
             key = f"{self.settings.redis.key_prefix}:market:feed-leader"
             await run_as_leader(self.redis, key, feed.run)
 
+    async def _restore_leaderboard(self, board: RedisLeaderboard) -> None:
+        """A Redis that lost its data gets the board back from the ledger (the rebuild is
+        version-checked, so processes starting together do no harm)."""
+        try:
+            if await board.missing():
+                log.info("leaderboard_rebuilt", entries=await board.rebuild(self.db))
+        except Exception:
+            log.exception("leaderboard_rebuild_failed")
+
     async def _expire_pending(self) -> None:
+        # The first sweep looks at everything; later ones only at the last hour, so the sweep
+        # does not re-read every reservation that ever expired (a missed sweep is covered by
+        # the overlap, a long outage by the full sweep at the next start).
+        since = 0
         while True:
             await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            started = now_micros()
             try:
-                while await self.ledger.expire(self.db):
+                while await self.ledger.expire(self.db, since=since):
                     pass
             except Exception:
                 # A database blip skips a sweep; the next one picks up what this one missed.
                 log.exception("ledger_expiry_failed")
+                continue
+            since = started - EXPIRY_LOOKBACK_MICROS
 
     async def close(self) -> None:
         for task in self._tasks:

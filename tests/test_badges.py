@@ -169,7 +169,7 @@ async def test_unearned_and_missing_badges_are_404(
         # A refusal is not cached: the badge may be earned a minute later.
         assert "max-age" not in response.headers.get("cache-control", "")
     missing = await client.get("/api/badges/999999999/bronze")
-    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    assert missing.status_code == 404 and missing.json()["error"] == "badge_not_earned"
 
 
 async def test_bad_tier_or_format_is_400(client: httpx.AsyncClient, telegram_id: int) -> None:

@@ -3,6 +3,7 @@ moderators' adjustments, and the events a user sees, on SQLite and on PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,9 +13,12 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import websockets
+from litestar import Request
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from backend.db.uow import unit_of_work
+from backend.errors import database_error_handler
 from backend.ledger.service import now_micros
 from backend.ledger.verify import verify
 from backend.points.service import Points
@@ -299,7 +303,9 @@ async def test_leaderboard_ranks_users_and_streams_changes(
     resources = server.app.state.resources
     if resources.redis is not None:
         await resources.redis.delete(resources.leaderboard.scores, resources.leaderboard.versions)
-        assert await resources.leaderboard.rebuild(resources.db) > 0
+        assert await resources.leaderboard.missing()
+        await resources._restore_leaderboard(resources.leaderboard)  # what a restart runs
+        assert not await resources.leaderboard.missing()
         again = (await client.get("/api/points/leaderboard?limit=5", headers=big_auth)).json()
         assert again == board
 
@@ -366,3 +372,82 @@ async def test_farm_like_referrers_are_flagged_for_moderators(
         }
     ]
     assert json.dumps(flagged)  # plain JSON for the moderators' screen
+
+
+async def test_a_cause_retried_after_activation_pays_nothing_and_fails_nothing(
+    client: httpx.AsyncClient, server: Server, new_telegram_id: Callable[[], int]
+) -> None:
+    alice, alice_auth = await signed_in(client, new_telegram_id())
+    bob, _ = await sign_in_referred(client, new_telegram_id(), alice["referral_code"])
+    db, points = server.app.state.resources.db, points_of(server)
+    async with unit_of_work(db) as uow:
+        assert await points.record_wallet_link(uow, bob["id"], "EQ-first-wallet")
+    async with unit_of_work(db) as uow:  # activates Bob: his pending share to Alice posts
+        assert await points.record_first_trade(uow, bob["id"], "trade-1")
+    async with unit_of_work(db) as uow:
+        assert not await points.record_wallet_link(uow, bob["id"], "EQ-second-wallet")
+    async with unit_of_work(db) as uow:  # the wallet award itself, retried by its cause
+        assert not await points.award(uow, bob["id"], 250, "wallet_link", str(bob["id"]))
+    view = (await client.get("/api/referrals", headers=alice_auth)).json()
+    assert (view["earned"], view["pending"]) == (25 + 50, 0)
+    await assert_books_balance(server)
+
+
+async def test_out_of_range_numbers_get_4xx_not_500(
+    client: httpx.AsyncClient, server: Server, new_telegram_id: Callable[[], int]
+) -> None:
+    admin, auth = await signed_in(client, new_telegram_id())
+    await grant(server, admin["id"], Role.ADMIN)
+    huge = 10**20
+    assert (await client.get(f"/api/badges/{huge}/bronze")).status_code == 404
+    history = await client.get(f"/api/points/history?before={huge}{huge}:x", headers=auth)
+    assert history.status_code == 400
+    body = {"user_id": huge, "amount": 1, "note": "range", "idempotency_key": "range-1"}
+    assert (
+        await client.post("/api/admin/points/grant", json=body, headers=auth)
+    ).status_code == 400
+
+
+def test_a_transaction_that_lost_a_race_is_answered_503_retry() -> None:
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    request = Request(scope={"type": "http", "path": "/api/points/checkin", "app": None})  # type: ignore[typeddict-item]
+    answer = database_error_handler(request, DBAPIError("UPDATE ...", None, Deadlock()))
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.content["error"] == "retry"
+    other = database_error_handler(request, DBAPIError("UPDATE ...", None, Exception()))
+    assert other.status_code == 500
+
+
+async def test_concurrent_checkins_and_activations_keep_the_books(
+    client: httpx.AsyncClient, server: Server, new_telegram_id: Callable[[], int]
+) -> None:
+    """Many referees of one referrer earn, activate and trade at once: no deadlock, no share
+    lost or paid twice, and the ledger verifies."""
+    alice, alice_auth = await signed_in(client, new_telegram_id())
+    bob, bob_auth = await sign_in_referred(client, new_telegram_id(), alice["referral_code"])
+    referees = [
+        (await sign_in_referred(client, new_telegram_id(), bob["referral_code"]))[0]["id"]
+        for _ in range(12)
+    ]
+    db, points = server.app.state.resources.db, points_of(server)
+
+    async def day(user_id: int, offset: int) -> None:
+        await checkin_on(server, user_id, date(2026, 6, 1) + timedelta(days=offset))
+
+    async def trade(user_id: int) -> None:
+        async with unit_of_work(db) as uow:
+            await points.record_first_trade(uow, user_id, f"t-{user_id}")
+
+    for offset in range(3):  # the third day activates every referee
+        jobs = [day(user_id, offset) for user_id in referees]
+        jobs += [trade(user_id) for user_id in referees[:4] if offset == 1]
+        await asyncio.gather(*jobs)
+
+    # Each referee earned 100 + 120 + 140 by check-in, four of them 500 more by trading.
+    bob_view = (await client.get("/api/referrals", headers=bob_auth)).json()
+    alice_view = (await client.get("/api/referrals", headers=alice_auth)).json()
+    assert (bob_view["earned"], bob_view["pending"]) == (12 * (10 + 12 + 14) + 4 * 50, 0)
+    assert (alice_view["earned"], alice_view["pending"]) == (12 * (3 + 3 + 4) + 4 * 15, 0)
+    await assert_books_balance(server)

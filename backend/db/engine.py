@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -61,6 +63,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # restart fails one statement, and SQLAlchemy then replaces the whole pool.
         pool_recycle=1800,
     )
+
+
+def insert_for(session: AsyncSession) -> Any:
+    """The INSERT construct of the session's dialect (both have ON CONFLICT clauses)."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.db.engine import Database
 from backend.db.uow import UnitOfWork, unit_of_work
-from backend.errors import BadRequest, Conflict
+from backend.errors import RETRYABLE_SQLSTATES, BadRequest, Conflict
 from backend.ledger.apply import BatchResult, apply_batch
 from backend.ledger.chain import extend
 from backend.ledger.domain import (
@@ -36,14 +36,14 @@ from backend.ledger.store.base import Delta
 log = structlog.get_logger(__name__)
 
 BalanceListener = Callable[[list[Balance]], Awaitable[None]]
-# PostgreSQL's codes for a transaction that lost a race and may simply run again: deadlock,
-# serialization failure, and a unique violation (two batches creating one transfer id).
-_RETRYABLE = {"40P01", "40001", "23505"}
+# A batch that lost a race (errors.RETRYABLE_SQLSTATES, or a unique violation: two batches
+# creating one transfer id) runs again; five straight losses mean something else is wrong.
+_RETRYABLE = RETRYABLE_SQLSTATES | {"23505"}
 _RETRIES = 5
 
 _EXPIRED = """
 SELECT t.id FROM ledger_transfers t
-WHERE t.kind = 'pending' AND t.expires_at <= :now
+WHERE t.kind = 'pending' AND t.expires_at <= :now AND t.expires_at > :since
   AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = t.id)
 ORDER BY t.expires_at LIMIT :limit
 """
@@ -115,6 +115,11 @@ class Ledger:
             uow.after_commit(lambda: self._notify(changed))
         return Submitted(result.outcomes, result.transfers, result.balances)
 
+    async def stored(self, uow: UnitOfWork, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` are recorded transfers (committed, or in this transaction)."""
+        store = store_for(await uow.session.connection())
+        return set(await store.transfers(ids))
+
     async def submit_batch(self, db: Database, requests: Sequence[TransferRequest]) -> Submitted:
         """Record a batch in a transaction of its own, retried when it loses a race."""
         for attempt in range(_RETRIES):
@@ -128,16 +133,20 @@ class Ledger:
                 log.info("ledger_batch_retry", sqlstate=code, attempt=attempt + 1)
         raise AssertionError("unreachable")
 
-    async def expire(self, db: Database, *, now: int | None = None, limit: int = 1000) -> int:
-        """Void pending transfers whose time ran out; returns how many were voided.
+    async def expire(
+        self, db: Database, *, now: int | None = None, since: int = 0, limit: int = 1000
+    ) -> int:
+        """Void pending transfers whose time ran out (after ``since``, in microseconds);
+        returns how many were voided.
 
         Safe to run from every process at once: the void's id is derived from the pending
         transfer's, so a second sweeper's void is an idempotent repeat.
         """
         now = now_micros() if now is None else now
+        params = {"now": now, "since": since, "limit": limit}
         async with db.reads() as session:
             result = await session.connection()
-            rows = (await result.execute(text(_EXPIRED), {"now": now, "limit": limit})).all()
+            rows = (await result.execute(text(_EXPIRED), params)).all()
         if not rows:
             return 0
         requests = [

@@ -79,6 +79,29 @@ _CHAIN_PAGE = (
     "WHERE chain = :chain AND chain_seq > :after ORDER BY chain_seq LIMIT :page"
 )
 
+# PostgreSQL recomputes the chains itself (its sha256 over the same bytes as chain.py's
+# transfer_hash): a million transfers in a few seconds, against a quarter of a minute in Python.
+_CHAIN_BREAKS = """
+WITH walked AS (
+    SELECT chain, chain_seq, id,
+        hash = sha256(prev_hash || convert_to(concat_ws(chr(31), id, debit_account_id::text,
+            credit_account_id::text, asset, amount::text, kind, coalesce(pending_id, ''),
+            coalesce(expires_at::text, ''), code, metadata, timestamp::text, chain::text,
+            chain_seq::text), 'UTF8')) AS sealed,
+        prev_hash = coalesce(lag(hash) OVER w, :genesis) AS linked,
+        chain_seq = coalesce(lag(chain_seq) OVER w, 0) + 1 AS contiguous,
+        coalesce(lag(chain_seq) OVER w, 0) + 1 AS expected_seq
+    FROM ledger_transfers WINDOW w AS (PARTITION BY chain ORDER BY chain_seq)
+)
+SELECT chain, chain_seq, id, sealed, linked, contiguous, expected_seq FROM walked
+WHERE NOT (sealed AND linked AND contiguous) ORDER BY chain, chain_seq
+"""
+_CHAIN_ENDS = """
+SELECT chain, COUNT(*) AS transfers, MAX(chain_seq) AS last_seq,
+       (array_agg(hash ORDER BY chain_seq DESC))[1] AS last_hash
+FROM ledger_transfers GROUP BY chain
+"""
+
 
 @dataclass(slots=True)
 class Report:
@@ -104,6 +127,12 @@ async def verify(db: Database) -> Report:
     report = Report()
     started = time.perf_counter()
     async with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # One snapshot for every check: a live ledger keeps moving while verify reads it.
+            connection = await connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            await connection.begin()
         report.accounts = await _scalar(connection, "SELECT COUNT(*) FROM ledger_accounts")
         for row in await _rows(connection, _UNBALANCED_ASSETS):
             report.problems.append(
@@ -116,7 +145,10 @@ async def verify(db: Database) -> Report:
             report.problems.append(f"{row.key}: balance breaks the account's flags")
         for row in await _rows(connection, _MISMATCHED_TRANSFERS):
             report.problems.append(f"transfer {row.id}: disagrees with its accounts or pending")
-        await _walk_chains(connection, report)
+        if connection.dialect.name == "postgresql":
+            await _check_chains_in_sql(connection, report)
+        else:
+            await _walk_chains(connection, report)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -159,6 +191,34 @@ async def _walk_chains(connection: AsyncConnection, report: Report) -> None:
         if (seq, last) != (head_seq, head_hash):
             found.append(f"chain {chain}: ends at {seq}, its head says {head_seq}")
     report.problems += found[:MAX_FINDINGS]
+
+
+async def _check_chains_in_sql(connection: AsyncConnection, report: Report) -> None:
+    for row in await _rows(connection, _CHAIN_BREAKS, genesis=GENESIS):
+        if not row.contiguous:
+            report.problems.append(
+                f"chain {row.chain}: transfer {row.id} at {row.chain_seq}, "
+                f"expected {row.expected_seq} (a transfer is missing)"
+            )
+        elif not row.linked:
+            report.problems.append(
+                f"chain {row.chain}: transfer {row.id} does not follow the previous"
+            )
+        else:
+            report.problems.append(f"chain {row.chain}: transfer {row.id} was altered")
+    heads = await _rows(
+        connection, "SELECT id, head_seq, head_hash FROM ledger_chains ORDER BY id", limit=None
+    )
+    ends = {row.chain: row for row in await _rows(connection, _CHAIN_ENDS, limit=None)}
+    report.chains = len(heads)
+    for head in heads:
+        end = ends.get(head.id)
+        report.transfers += end.transfers if end else 0
+        last_seq, last_hash = (end.last_seq, bytes(end.last_hash)) if end else (0, GENESIS)
+        if (last_seq, last_hash) != (head.head_seq, bytes(head.head_hash)):
+            report.problems.append(
+                f"chain {head.id}: ends at {last_seq}, its head says {head.head_seq}"
+            )
 
 
 async def _scalar(connection: AsyncConnection, sql: str) -> int:

@@ -96,13 +96,26 @@ def _tier(slug: str) -> Tier:
 
 
 async def _earned_badge(uow: UnitOfWork, settings: Settings, user_id: int, tier: Tier) -> Badge:
-    """The badge, or NotFound when the user does not exist or has not reached the tier."""
+    """The badge, or NotFound when the user does not exist or has not reached the tier.
+
+    Both answer the same 404, so the public routes do not tell who has an account.
+    """
+    not_earned = NotFound(f"no {tier.name} badge for user {user_id}", code="badge_not_earned")
+    if not 0 < user_id <= MAX_USER_ID:
+        raise not_earned
     async with uow.read() as session:
-        user = await get_user(session, user_id)
+        try:
+            user = await get_user(session, user_id)
+        except NotFound:
+            raise not_earned from None
         points = await points_balance(session, user_id)
     if points < tier.threshold:
-        raise NotFound(f"user {user_id} has not earned {tier.name}", code="badge_not_earned")
+        raise not_earned
     return Badge(tier=tier, holder=user.first_name, app=settings.app.name)
+
+
+# users.id is a 32-bit integer column: larger ids name nobody (and must not reach the driver).
+MAX_USER_ID = 2**31 - 1
 
 
 class BadgeController(Controller):

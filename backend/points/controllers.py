@@ -229,9 +229,12 @@ async def _adjust(
         key=data.idempotency_key,
         clawback=clawback,
     )
-    balance = await queries.points_balance(uow.session, data.user_id)
     return AdjustmentView(
-        adjustment.transfer_id, adjustment.user_id, adjustment.amount, adjustment.repeated, balance
+        adjustment.transfer_id,
+        adjustment.user_id,
+        adjustment.amount,
+        adjustment.repeated,
+        adjustment.balance,
     )
 
 
@@ -239,6 +242,6 @@ def _parse_cursor(before: str | None) -> tuple[int, str] | None:
     if before is None:
         return None
     timestamp, _, transfer_id = before.partition(":")
-    if not timestamp.isdigit() or not transfer_id:
+    if not timestamp.isdigit() or len(timestamp) > 18 or not transfer_id:
         raise BadRequest("before: pass the `next` value of the previous page", code="bad_cursor")
     return int(timestamp), transfer_id

@@ -18,6 +18,8 @@ log = structlog.get_logger(__name__)
 
 # A busy minute changes the board thousands of times; nobody reads it faster than once a second.
 PUBLISH_INTERVAL = 1.0
+# The tab shows ten; twenty leaves room for a client that wants a longer list, and keeps each
+# frame under a kilobyte or two.
 BOARD_SIZE = 20
 
 

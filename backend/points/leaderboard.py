@@ -9,9 +9,9 @@ score in place, and a rebuild cannot overwrite a newer update.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -130,14 +130,14 @@ class RedisLeaderboard(Leaderboard):
             rows = (await connection.execute(text(_LEDGER_SCORES), {"asset": POINTS.code})).all()
         entries = [Entry(row.owner_id, row.points, row.version) for row in rows]
         # Version-checked like any update: a commit racing the rebuild keeps its newer score.
+        # Nothing is removed: ledger accounts are never deleted, so a member the snapshot
+        # lacks is a user whose first points arrived after it was read.
         await self.update(entries)
-        known = {str(entry.user_id) for entry in entries}
-        members = await self.redis.zrange(self.scores, 0, -1)
-        strays = [m for m in members if (m.decode() if isinstance(m, bytes) else m) not in known]
-        if strays:
-            await self.redis.zrem(self.scores, *strays)
-            await cast("Awaitable[int]", self.redis.hdel(self.versions, *strays))
         return len(entries)
+
+    async def missing(self) -> bool:
+        """Whether the board is gone (Redis restarted without its data)."""
+        return not await self.redis.exists(self.versions)
 
 
 class LedgerLeaderboard(Leaderboard):

@@ -44,7 +44,9 @@ _LEVEL2_COUNT = """
 SELECT COUNT(*) FROM users u2 JOIN users u1 ON u2.referred_by_id = u1.id
 WHERE u1.referred_by_id = :user_id
 """
-# Referees listed on the Points tab (the total is counted separately).
+# Referees listed on the Points tab, newest first: a phone screen shows a few dozen, and a
+# referrer with thousands (the farms moderators look for) must not make the page heavy.
+# The totals are counted separately.
 MAX_REFEREES_SHOWN = 100
 
 

@@ -96,6 +96,8 @@ class Adjust(msgspec.Struct, forbid_unknown_fields=True):
     """Chosen by the caller (e.g. a UUID); repeating it repeats nothing."""
 
     def __post_init__(self) -> None:
+        if not 0 < self.user_id <= 2**31 - 1:
+            raise ValueError("user_id: a user's id")
         if not 0 < self.amount <= 10**12:
             raise ValueError("amount: a positive whole number of points")
         if not 1 <= len(self.note.strip()) <= 200:

@@ -11,44 +11,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
 from backend.audit.service import AuditContext, record
 from backend.config import PointsSettings
+from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, Forbidden
 from backend.hub.hub import Hub
 from backend.ledger.assets import POINTS
-from backend.ledger.domain import (
-    Outcome,
-    TransferKind,
-    TransferRequest,
-    system_account,
-    user_account,
-)
-from backend.ledger.service import Ledger, derived_id
-from backend.points.models import PointsProfile, ReferralReward
+from backend.ledger.domain import Outcome, TransferRequest, user_account
+from backend.ledger.service import Ledger, TransferRefused, derived_id
+from backend.points import referrals
+from backend.points.models import PointsProfile
+from backend.points.referrals import REWARDS_POOL
 from backend.points.rules import Reason, Rules
 from backend.users.models import Role, User
 from backend.users.service import get_user
 
 log = structlog.get_logger(__name__)
-
-REWARDS_POOL = system_account("rewards", POINTS.code)
-DAY_SECONDS = 24 * 3600
-
-_REFERRERS = """
-SELECT u1.referred_by_id AS level1, u2.referred_by_id AS level2
-FROM users u1 LEFT JOIN users u2 ON u2.id = u1.referred_by_id WHERE u1.id = :user_id
-"""
-_OPEN_REFERRAL_REWARDS = """
-SELECT rr.transfer_id FROM referral_rewards rr
-JOIN ledger_transfers t ON t.id = rr.transfer_id
-WHERE rr.referee_id = :referee AND t.kind = 'pending'
-  AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = t.id)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +47,8 @@ class Adjustment:
     amount: int
     repeated: bool
     """The same idempotency key was used before: nothing new was recorded."""
+    balance: int
+    """The user's points afterwards."""
 
 
 def today_utc() -> date:
@@ -92,75 +75,9 @@ class Points:
     ) -> bool:
         """Pay ``points`` for ``cause`` from the rewards pool, with the referrers' shares.
 
-        Returns False when this cause was paid before.  A referrer's share is a pending transfer
-        until the referee is active, then a posted one.
+        Returns False when this cause was paid before.
         """
-        if points <= 0:
-            return False
-        award_id = derived_id(reason, cause)
-        requests = [
-            TransferRequest(
-                award_id,
-                reason,
-                points,
-                REWARDS_POOL,
-                user_account(user_id, POINTS.code),
-                POINTS.code,
-                metadata=metadata or {},
-            )
-        ]
-        rewards: list[ReferralReward] = []
-        if reason in Reason.SHARED:
-            referrers = await self._referrers(uow, user_id)
-            if referrers:
-                # The referee's profile row is the lock that orders this award against their
-                # activation: a share is either created after it (posted) or found by it.
-                profile = await self.lock_profile(uow, user_id)
-                active = profile.activated_at is not None
-                for level, share in self.rules.referral_shares(points):
-                    referrer = referrers.get(level)
-                    if referrer is None:
-                        continue
-                    share_id = derived_id(f"ref{level}", award_id)
-                    requests.append(
-                        TransferRequest(
-                            share_id,
-                            Reason.REFERRAL,
-                            share,
-                            REWARDS_POOL,
-                            user_account(referrer, POINTS.code),
-                            POINTS.code,
-                            kind=TransferKind.POSTED if active else TransferKind.PENDING,
-                            timeout=0 if active else self.settings.referral_hold_days * DAY_SECONDS,
-                            metadata={"referee": user_id, "level": level, "cause": award_id},
-                        )
-                    )
-                    rewards.append(
-                        ReferralReward(
-                            transfer_id=share_id,
-                            referrer_id=referrer,
-                            referee_id=user_id,
-                            level=level,
-                        )
-                    )
-        submitted = await self.ledger.submit(uow, requests)
-        if submitted.outcomes[0] is not Outcome.CREATED:
-            return False
-        uow.session.add_all(rewards)
-        await uow.session.flush()
-        self._notify(uow, user_id, {"type": "points", "amount": points, "reason": reason})
-        for reward, request in zip(rewards, requests[1:], strict=True):
-            self._notify(
-                uow,
-                reward.referrer_id,
-                {
-                    "type": "referral_reward",
-                    "amount": request.amount,
-                    "level": reward.level,
-                    "status": request.kind.value,
-                },
-            )
-        return True
+        return await self._award(uow, user_id, points, reason, cause, metadata or {}, [])
 
     async def checkin(
         self, uow: UnitOfWork, user_id: int, today: date | None = None
@@ -174,12 +91,9 @@ class Points:
         profile.streak = checkin.streak
         profile.last_checkin = today
         profile.checkin_days += 1
-        uow.session.add(profile)
-        await uow.session.flush()
-        await self._activate_if_due(uow, profile)
-        await self.award(
-            uow, user_id, checkin.points, Reason.CHECKIN, f"{user_id}:{today.isoformat()}"
-        )
+        releases = await self._activate_if_due(uow, profile)
+        cause = f"{user_id}:{today.isoformat()}"
+        await self._award(uow, user_id, checkin.points, Reason.CHECKIN, cause, {}, releases)
         return CheckinResult(True, checkin.points, checkin.streak)
 
     async def record_first_trade(self, uow: UnitOfWork, user_id: int, trade_id: str) -> bool:
@@ -189,32 +103,24 @@ class Points:
         if profile.first_trade_at is not None:
             return False
         profile.first_trade_at = datetime.now(UTC)
-        uow.session.add(profile)
-        await uow.session.flush()
-        await self._activate_if_due(uow, profile)
-        return await self.award(
-            uow,
-            user_id,
-            self.settings.first_trade,
-            Reason.FIRST_TRADE,
-            str(user_id),
-            metadata={"trade": trade_id},
+        releases = await self._activate_if_due(uow, profile)
+        metadata = {"trade": trade_id}
+        points = self.settings.first_trade
+        return await self._award(
+            uow, user_id, points, Reason.FIRST_TRADE, str(user_id), metadata, releases
         )
 
     async def record_wallet_link(self, uow: UnitOfWork, user_id: int, address: str) -> bool:
-        """Linking a wallet pays once per user, whichever wallet and however often."""
+        """Linking a wallet pays once per user: later wallets, or the same one again, do not."""
         profile = await self.lock_profile(uow, user_id)
-        if profile.wallet_linked_at is None:
-            profile.wallet_linked_at = datetime.now(UTC)
-            uow.session.add(profile)
-            await uow.session.flush()
-        return await self.award(
-            uow,
-            user_id,
-            self.settings.wallet_link,
-            Reason.WALLET_LINK,
-            str(user_id),
-            metadata={"wallet": address[:80]},
+        if profile.wallet_linked_at is not None:
+            return False
+        profile.wallet_linked_at = datetime.now(UTC)
+        uow.session.add(profile)
+        metadata = {"wallet": address[:80]}
+        points = self.settings.wallet_link
+        return await self._award(
+            uow, user_id, points, Reason.WALLET_LINK, str(user_id), metadata, []
         )
 
     async def award_volume(
@@ -226,6 +132,65 @@ class Points:
         return await self.award(
             uow, user_id, points, Reason.VOLUME, f"{fill_id}:{side}", metadata={"fill": fill_id}
         )
+
+    async def _award(
+        self,
+        uow: UnitOfWork,
+        user_id: int,
+        points: int,
+        reason: str,
+        cause: str,
+        metadata: Mapping[str, str | int | bool],
+        releases: list[TransferRequest],
+    ) -> bool:
+        """The award and its shares, after ``releases`` (posts of shares an activation
+        freed), as one ledger batch."""
+        award_id = derived_id(reason, cause)
+        # A cause paid before is not rebuilt: the referee may have become active since, and
+        # the shares built now would differ from those recorded then.
+        if points <= 0 or await self.ledger.stored(uow, [award_id]):
+            await self.ledger.submit(uow, releases, strict=False)
+            return False
+        award = TransferRequest(
+            award_id,
+            reason,
+            points,
+            REWARDS_POOL,
+            user_account(user_id, POINTS.code),
+            POINTS.code,
+            metadata=metadata,
+        )
+        owed: list[referrals.Share] = []
+        if reason in Reason.SHARED:
+            chain = await referrals.referrers(uow, user_id)
+            if chain:
+                # The referee's profile row orders this award against their activation: a
+                # share is either created after it (posted) or found by it (and posted then).
+                profile = await self.lock_profile(uow, user_id)
+                active = profile.activated_at is not None
+                owed = referrals.shares(
+                    self.settings, award_id, user_id, points, chain, active=active
+                )
+        requests = [award, *(share.request for share in owed)]
+        submitted = await self.ledger.submit(uow, [*releases, *requests], strict=False)
+        outcomes = submitted.outcomes[len(releases) :]
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if not outcome.ok:
+                raise TransferRefused(request, outcome)
+        if outcomes[0] is not Outcome.CREATED:
+            return False
+        uow.session.add_all([share.reward for share in owed])
+        await uow.session.flush()
+        self._notify(uow, user_id, {"type": "points", "amount": points, "reason": reason})
+        for share in owed:
+            event = {
+                "type": "referral_reward",
+                "amount": share.request.amount,
+                "level": share.reward.level,
+                "status": share.request.kind.value,
+            }
+            self._notify(uow, share.reward.referrer_id, event)
+        return True
 
     async def adjust(
         self,
@@ -279,13 +244,13 @@ class Points:
                 user_id,
                 {"type": "points", "amount": -amount if clawback else amount, "reason": reason},
             )
-        return Adjustment(transfer_id, user_id, amount, repeated)
+        balance = submitted.balances[account].balance
+        return Adjustment(transfer_id, user_id, amount, repeated, balance)
 
     async def lock_profile(self, uow: UnitOfWork, user_id: int) -> PointsProfile:
         """The user's points profile, created if new, locked until the transaction ends."""
         session = uow.session
-        dialect = session.get_bind().dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(PointsProfile)
+        insert = insert_for(session)(PointsProfile)
         await session.exec(
             insert.values(user_id=user_id, streak=0, checkin_days=0).on_conflict_do_nothing()
         )
@@ -295,40 +260,19 @@ class Points:
         )
         return result.one()
 
-    async def _activate_if_due(self, uow: UnitOfWork, profile: PointsProfile) -> None:
-        """Mark the referee active once they qualify, and post their referrers' open rewards
-        (expired ones stay refused and are voided by the sweeper)."""
-        if profile.activated_at is not None:
-            return
-        if not self.rules.is_active(profile.checkin_days, profile.first_trade_at is not None):
-            return
-        profile.activated_at = datetime.now(UTC)
+    async def _activate_if_due(
+        self, uow: UnitOfWork, profile: PointsProfile
+    ) -> list[TransferRequest]:
+        """Mark the referee active once they qualify; returns the posts that release their
+        referrers' waiting shares."""
         uow.session.add(profile)
+        if profile.activated_at is not None:
+            return []
+        if not self.rules.is_active(profile.checkin_days, profile.first_trade_at is not None):
+            return []
+        profile.activated_at = datetime.now(UTC)
         await uow.session.flush()
-        connection = await uow.session.connection()
-        rows = (
-            await connection.execute(text(_OPEN_REFERRAL_REWARDS), {"referee": profile.user_id})
-        ).all()
-        posts = [
-            TransferRequest(
-                derived_id("post", row.transfer_id),
-                Reason.REFERRAL,
-                kind=TransferKind.POST,
-                pending_id=row.transfer_id,
-            )
-            for row in rows
-        ]
-        await self.ledger.submit(uow, posts, strict=False)
-
-    async def _referrers(self, uow: UnitOfWork, user_id: int) -> dict[int, int]:
-        """Level → referrer id, for the levels this user has."""
-        connection = await uow.session.connection()
-        row = (await connection.execute(text(_REFERRERS), {"user_id": user_id})).first()
-        if row is None:
-            return {}
-        return {
-            level: referrer for level, referrer in ((1, row.level1), (2, row.level2)) if referrer
-        }
+        return await referrals.release(uow, profile.user_id)
 
     def _notify(self, uow: UnitOfWork, user_id: int, data: dict[str, object]) -> None:
         hub = self.hub

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.audit.service import AuditContext, record
+from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound
 from backend.users.models import Role, User, utcnow
@@ -84,7 +84,7 @@ async def sign_in(
             referrer_id = await _referrer_id(session, referral_code_from_start_param(start_param))
     profile_values["last_seen_at"] = now
     code = new_referral_code()
-    insert = _insert_for(uow.session)(User).values(
+    insert = insert_for(uow.session)(User).values(
         telegram_id=profile.telegram_id,
         referral_code=code,
         referred_by_id=referrer_id,
@@ -122,11 +122,6 @@ def _up_to_date(user: User, values: dict[str, Any], now: datetime) -> bool:
     if any(getattr(user, field) != value for field, value in values.items()):
         return False
     return now - user.last_seen_at < LAST_SEEN_RESOLUTION
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def _referrer_id(session: AsyncSession, code: str | None) -> int | None:

@@ -102,10 +102,11 @@ class PostgresStore(LedgerStore):
         found = {row.key: balance_from(row) for row in rows}
         missing = [key for key in keys if key not in found]
         if missing:
-            # Only when the cache named an account whose creating transaction rolled back.
+            # Only when the cache named an account whose creating transaction rolled back.  The
+            # whole set is locked again, in id order (rows already held are simply re-read).
             await self._create(missing)
-            rows = await self.rows(_LOCK_ACCOUNTS, keys=missing, ids=[])
-            found |= {row.key: balance_from(row) for row in rows}
+            rows = await self.rows(_LOCK_ACCOUNTS, keys=list(keys), ids=list(ids))
+            found = {row.key: balance_from(row) for row in rows}
         if len(known) > _KNOWN_KEYS_LIMIT:
             known.clear()
         known.update(found)
