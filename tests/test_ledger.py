@@ -342,6 +342,8 @@ async def test_transfers_are_append_only(db: Database) -> None:
         with pytest.raises(DBAPIError, match="append-only"):
             await execute(db, statement)
     assert await stored_ids(db) == [f"fund-{u1}"]
+    with pytest.raises(DBAPIError, match="never deleted"):
+        await execute(db, "DELETE FROM ledger_accounts WHERE key = :key", key=pts(u1))
     await assert_verified(db)
 
 
@@ -393,6 +395,10 @@ TAMPERING: dict[str, tuple[list[str], list[str]]] = {
             r"chain \d+: (ends at \d+, its head says|transfer \S+ at \d+, expected)",
             r"counters differ",
         ],
+    ),
+    "transfer pointed at no account": (
+        ["UPDATE ledger_transfers SET debit_account_id = 987654321 WHERE id = 'm1'"],
+        [r"transfer m1: disagrees with its accounts", r"transfer m1 was altered"],
     ),
     "edited counter": (
         ["UPDATE ledger_accounts SET credits_posted = credits_posted + 7 WHERE key LIKE 'user:%'"],

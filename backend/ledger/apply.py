@@ -17,7 +17,6 @@ from backend.ledger.domain import (
     Transfer,
     TransferKind,
     TransferRequest,
-    encode_metadata,
     shard_key,
 )
 
@@ -168,7 +167,7 @@ class _State:
         return transfer, Outcome.CREATED
 
     def _build(self, request: TransferRequest, timestamp: int, *, retry: bool) -> Transfer:
-        metadata = encode_metadata(request.metadata)
+        metadata = request.encoded_metadata
         if request.pending_id is None:
             assert request.debit and request.credit and request.asset
             if request.debit == request.credit:

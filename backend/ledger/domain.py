@@ -159,6 +159,8 @@ class TransferRequest:
     """Seconds until a pending transfer expires (0: never)."""
     metadata: Metadata = field(default_factory=dict)
     linked: bool = False
+    encoded_metadata: str = field(init=False, repr=False, compare=False)
+    """``metadata`` as stored and hashed, encoded once here."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _TRANSFER_ID.fullmatch(self.id):
@@ -171,7 +173,7 @@ class TransferRequest:
             raise ValueError(f"unknown asset {self.asset!r}")
         if type(self.timeout) is not int or not 0 <= self.timeout <= MAX_TIMEOUT_SECONDS:
             raise ValueError(f"timeout: 0 to {MAX_TIMEOUT_SECONDS} seconds")
-        encode_metadata(self.metadata)
+        object.__setattr__(self, "encoded_metadata", encode_metadata(self.metadata))
         resolving = self.kind in (TransferKind.POST, TransferKind.VOID)
         if resolving != (self.pending_id is not None):
             raise ValueError("pending_id is required by post and void, and only by them")

@@ -61,10 +61,11 @@ ORDER BY id
 """
 _MISMATCHED_TRANSFERS = """
 SELECT t.id FROM ledger_transfers t
-JOIN ledger_accounts d ON d.id = t.debit_account_id
-JOIN ledger_accounts c ON c.id = t.credit_account_id
+LEFT JOIN ledger_accounts d ON d.id = t.debit_account_id
+LEFT JOIN ledger_accounts c ON c.id = t.credit_account_id
 LEFT JOIN ledger_transfers p ON p.id = t.pending_id
-WHERE t.asset <> d.asset OR t.asset <> c.asset
+WHERE d.id IS NULL OR c.id IS NULL
+   OR t.asset <> d.asset OR t.asset <> c.asset
    OR (t.kind IN ('posted', 'pending')) <> (t.pending_id IS NULL)
    OR (p.id IS NOT NULL AND (
         p.kind <> 'pending' OR p.debit_account_id <> t.debit_account_id

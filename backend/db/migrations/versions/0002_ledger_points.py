@@ -18,14 +18,21 @@ depends_on = None
 CHAINS = 8  # backend.ledger.chain.CHAINS when this revision was written
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-# Transfers are never changed or removed, whatever code or stray SQL tries.
+# Transfers are never changed or removed, and accounts never removed, whatever code or stray
+# SQL tries (transfers name their accounts by id without a foreign key; see the models).
 _SQLITE_GUARDS = [
+    """CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE ON ledger_accounts
+       BEGIN SELECT RAISE(ABORT, 'ledger accounts are never deleted'); END""",
     """CREATE TRIGGER ledger_transfers_no_update BEFORE UPDATE ON ledger_transfers
        BEGIN SELECT RAISE(ABORT, 'ledger_transfers is append-only'); END""",
     """CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
        BEGIN SELECT RAISE(ABORT, 'ledger_transfers is append-only'); END""",
 ]
 _POSTGRES_GUARDS = [
+    """CREATE FUNCTION ledger_accounts_no_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN RAISE EXCEPTION 'ledger accounts are never deleted'; END $$""",
+    """CREATE TRIGGER ledger_accounts_no_delete BEFORE DELETE OR TRUNCATE ON ledger_accounts
+       FOR EACH STATEMENT EXECUTE FUNCTION ledger_accounts_no_delete()""",
     """CREATE FUNCTION ledger_transfers_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN RAISE EXCEPTION 'ledger_transfers is append-only'; END $$""",
     """CREATE TRIGGER ledger_transfers_append_only
@@ -67,18 +74,8 @@ def upgrade() -> None:
     op.create_table(
         "ledger_transfers",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column(
-            "debit_account_id",
-            sa.BigInteger(),
-            sa.ForeignKey("ledger_accounts.id"),
-            nullable=False,
-        ),
-        sa.Column(
-            "credit_account_id",
-            sa.BigInteger(),
-            sa.ForeignKey("ledger_accounts.id"),
-            nullable=False,
-        ),
+        sa.Column("debit_account_id", sa.BigInteger(), nullable=False),
+        sa.Column("credit_account_id", sa.BigInteger(), nullable=False),
         sa.Column("asset", sa.String(8), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
@@ -158,9 +155,12 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS ledger_transfers_no_update")
         op.execute("DROP TRIGGER IF EXISTS ledger_transfers_no_delete")
+        op.execute("DROP TRIGGER IF EXISTS ledger_accounts_no_delete")
     else:
         op.execute("DROP TRIGGER IF EXISTS ledger_transfers_append_only ON ledger_transfers")
         op.execute("DROP FUNCTION IF EXISTS ledger_transfers_append_only()")
+        op.execute("DROP TRIGGER IF EXISTS ledger_accounts_no_delete ON ledger_accounts")
+        op.execute("DROP FUNCTION IF EXISTS ledger_accounts_no_delete()")
     op.drop_table("referral_rewards")
     op.drop_table("points_profiles")
     op.drop_table("ledger_chains")
