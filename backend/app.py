@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.bot.token:
             from bot.runtime import BotRuntime
 
-            bot_runtime = BotRuntime.create(settings, resources.db)
+            bot_runtime = BotRuntime.create(settings, resources.db, resources.leaderboard)
         app.state.bot = bot_runtime
         log.info(
             "started",

@@ -80,9 +80,12 @@ async def help_(message: Message, settings: Settings) -> None:
     await message.answer(
         f"<b>{html.quote(settings.app.name)}</b> is a trading and points mini-app.\n\n"
         "/start: open the app\n"
+        "/balance: your balances\n"
+        "/points: your points, rank and check-in streak\n"
+        "/ref: your referral link and what it has earned\n"
         "/help: this message\n\n"
-        "Invite friends with your referral link (in the app's Points tab) and earn a share "
-        "of their points.",
+        "Invite friends with your referral link (/ref, or the app's Points tab) and earn a "
+        "share of their points.",
         reply_markup=open_app_keyboard(mini_app_url(settings)),
     )
 

@@ -11,15 +11,20 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import BotCommand
+from redis.asyncio import Redis
 
 from backend.config import Settings
 from backend.db.engine import Database
-from bot.handlers import create_router
+from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
+from bot import commands, handlers
 
 log = structlog.get_logger(__name__)
 
 COMMANDS = [
     BotCommand(command="start", description="Open SimplRefQ"),
+    BotCommand(command="balance", description="Your balances"),
+    BotCommand(command="points", description="Your points, rank and streak"),
+    BotCommand(command="ref", description="Your referral link and rewards"),
     BotCommand(command="help", description="What this bot does"),
 ]
 
@@ -35,9 +40,9 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(settings: Settings, db: Database) -> Dispatcher:
-    dispatcher = Dispatcher(settings=settings, db=db)
-    dispatcher.include_router(create_router())
+def create_dispatcher(settings: Settings, db: Database, leaderboard: Leaderboard) -> Dispatcher:
+    dispatcher = Dispatcher(settings=settings, db=db, leaderboard=leaderboard)
+    dispatcher.include_routers(handlers.create_router(), commands.create_router())
     return dispatcher
 
 
@@ -47,8 +52,10 @@ class BotRuntime:
     dispatcher: Dispatcher
 
     @classmethod
-    def create(cls, settings: Settings, db: Database) -> BotRuntime:
-        return cls(bot=create_bot(settings), dispatcher=create_dispatcher(settings, db))
+    def create(cls, settings: Settings, db: Database, leaderboard: Leaderboard) -> BotRuntime:
+        return cls(
+            bot=create_bot(settings), dispatcher=create_dispatcher(settings, db, leaderboard)
+        )
 
     async def close(self) -> None:
         await self.bot.session.close()
@@ -72,7 +79,12 @@ async def set_webhook(settings: Settings) -> str:
 
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     db = Database.connect(settings)
-    runtime = BotRuntime.create(settings, db)
+    # Standalone, so no app resources: the same choice Resources.open makes.
+    redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+    leaderboard: Leaderboard = (
+        RedisLeaderboard(redis, settings.redis.key_prefix) if redis else LedgerLeaderboard(db)
+    )
+    runtime = BotRuntime.create(settings, db, leaderboard)
     try:
         # Polling and a webhook exclude each other at Telegram's end.
         await runtime.bot.delete_webhook(drop_pending_updates=False)
@@ -81,4 +93,6 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
         await runtime.dispatcher.start_polling(runtime.bot, handle_signals=handle_signals)
     finally:
         await runtime.close()
+        if redis is not None:
+            await redis.aclose()
         await db.dispose()

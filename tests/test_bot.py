@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from backend.db import migrate
+from backend.db.uow import unit_of_work
 from backend.users import service
 from bot.runtime import run_polling
 from tests.conftest import RunningServer, Server, make_settings, with_backend
@@ -136,3 +137,118 @@ async def test_webhook_refuses_bad_bodies_cleanly(bot_server: Server, telegram: 
         absent = await client.post("/bot/webhook", json=message_update(9, 1, "/help"))
         assert absent.status_code == 401
     assert telegram.sent("sendMessage") == []
+
+
+async def award(server: Server, user_id: int, amount: int, cause: str) -> None:
+    async with unit_of_work(server.app.state.resources.db) as uow:
+        await server.app.state.resources.points.award(uow, user_id, amount, "checkin", cause)
+
+
+async def reply_to(server: Server, telegram: FakeBotAPI, update: dict[str, Any]) -> Any:
+    """Post ``update`` and return the sendMessage call it caused."""
+    before = len(telegram.sent("sendMessage"))
+    await post_update(server, update)
+    return (await telegram.wait_for("sendMessage", count=before + 1))[before]
+
+
+async def test_balance_points_and_ref_for_a_user_with_points(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    person = new_telegram_id()
+    async with bot_server.client() as client:
+        user, _ = await signed_in(client, person)
+    await award(bot_server, user["id"], 120, "bot-test")
+
+    balance = await reply_to(bot_server, telegram, message_update(20, person, "/balance"))
+    assert "<b>PTS</b>: 120" in balance.params["text"]
+    assert "<b>TON</b>: 0" in balance.params["text"]
+    assert "locked" not in balance.params["text"]
+    assert web_app_url(balance.params) == "https://app.example.test/"
+
+    points = await reply_to(bot_server, telegram, message_update(21, person, "/points"))
+    assert "<b>120</b> points" in points.params["text"]
+    assert "Rank: #" in points.params["text"]
+    assert "Streak: 0 days (not checked in today)" in points.params["text"]
+    assert web_app_url(points.params) == "https://app.example.test/"
+
+    ref = await reply_to(bot_server, telegram, message_update(22, person, "/ref"))
+    link = f"https://t.me/SimplRefQBot?startapp=ref_{user['referral_code']}"
+    assert link in ref.params["text"]
+    assert "Friends invited: 0 (level 1), 0 (level 2)" in ref.params["text"]
+    assert "Earned: <b>0</b> points, pending: 0" in ref.params["text"]
+
+
+async def test_ref_counts_referees_and_shares_the_link(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    person, friend = new_telegram_id(), new_telegram_id()
+    async with bot_server.client() as client:
+        referrer, _ = await signed_in(client, person)
+    start = message_update(30, friend, f"/start ref_{referrer['referral_code']}")
+    await reply_to(bot_server, telegram, start)
+    async with bot_server.app.state.resources.db.reads() as session:
+        referee = await service.get_by_telegram_id(session, friend)
+    assert referee is not None and referee.id is not None
+    # The referee is not active yet, so the referrer's 10% share is pending.
+    await award(bot_server, referee.id, 120, "bot-test-referee")
+
+    ref = await reply_to(bot_server, telegram, message_update(31, person, "/ref"))
+    assert "Friends invited: 1 (level 1), 0 (level 2)" in ref.params["text"]
+    assert "Earned: <b>0</b> points, pending: 12" in ref.params["text"]
+    share, open_app = ref.params["reply_markup"]["inline_keyboard"]
+    url = urlsplit(share[0]["url"])
+    assert (url.netloc, url.path) == ("t.me", "/share/url")
+    link = f"https://t.me/SimplRefQBot?startapp=ref_{referrer['referral_code']}"
+    assert parse_qs(url.query)["url"] == [link]
+    assert parse_qs(url.query)["text"]
+    assert open_app[0]["web_app"]["url"] == "https://app.example.test/"
+
+
+async def test_points_shows_the_rank_once_ranked(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    person = new_telegram_id()
+    async with bot_server.client() as client:
+        user, _ = await signed_in(client, person)
+    unranked = await reply_to(bot_server, telegram, message_update(40, person, "/points"))
+    assert "Rank: not ranked yet" in unranked.params["text"]
+
+    await award(bot_server, user["id"], 120, "bot-test-rank")
+    standing = await bot_server.app.state.resources.leaderboard.standing(user["id"])
+    assert standing.rank is not None
+    ranked = await reply_to(bot_server, telegram, message_update(41, person, "/points"))
+    assert f"Rank: #{standing.rank}\n" in ranked.params["text"]
+
+
+async def test_account_commands_ask_an_unknown_user_to_start(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    stranger = new_telegram_id()
+    for update_id, command in enumerate(("/balance", "/points", "/ref"), start=50):
+        reply = await reply_to(bot_server, telegram, message_update(update_id, stranger, command))
+        assert int(reply.params["chat_id"]) == stranger
+        assert "press /start first" in reply.params["text"]
+    async with bot_server.app.state.resources.db.reads() as session:
+        assert await service.get_by_telegram_id(session, stranger) is None
+
+
+async def test_account_commands_escape_a_hostile_name(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    person = new_telegram_id()
+    start = await reply_to(
+        bot_server, telegram, message_update(60, person, "/start", first_name="<b>&")
+    )
+    assert "&lt;b&gt;&amp;" in start.params["text"]
+    for update_id, command in enumerate(("/balance", "/points", "/ref"), start=61):
+        update = message_update(update_id, person, command, first_name="<b>&")
+        reply = await reply_to(bot_server, telegram, update)
+        assert "<b>&" not in reply.params["text"], command
+
+
+async def test_help_lists_the_account_commands(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id
+) -> None:
+    reply = await reply_to(bot_server, telegram, message_update(70, new_telegram_id(), "/help"))
+    for command in ("/balance", "/points", "/ref"):
+        assert command in reply.params["text"]

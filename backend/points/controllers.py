@@ -17,6 +17,7 @@ from backend.errors import BadRequest
 from backend.ledger.events import balance_view
 from backend.points import queries
 from backend.points.feed import named
+from backend.points.rules import Rules
 from backend.points.schemas import (
     Adjust,
     AdjustmentView,
@@ -83,7 +84,7 @@ class PointsController(Controller):
         return PointsSummary(
             balance=balance,
             rank=standing.rank,
-            streak=streak if last is not None and (today - last).days <= 1 else 0,
+            streak=Rules.current_streak(last, streak, today),
             checked_in_today=last == today,
             next_checkin_points=points.rules.next_checkin_points(last, streak, today),
             checkin_days=profile.checkin_days if profile else 0,

@@ -51,6 +51,11 @@ class Rules:
             streak, self.settings.checkin + bonus_days * self.settings.checkin_streak_bonus
         )
 
+    @staticmethod
+    def current_streak(last: date | None, streak: int, today: date) -> int:
+        """The streak as it stands today: it survives until a day is missed."""
+        return streak if last is not None and (today - last).days <= 1 else 0
+
     def next_checkin_points(self, last: date | None, streak: int, today: date) -> int:
         """What checking in tomorrow (or today, if not yet done) will pay."""
         if last is not None and last >= today:

@@ -1,0 +1,115 @@
+"""/balance, /points, /ref: the Points tab and wallet in a chat.  Handlers only format: the
+reads are the queries the REST API makes (backend/points/controllers.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import quote, urlencode
+
+from aiogram import Router, html
+from aiogram.filters import Command
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from backend.config import Settings
+from backend.db.engine import Database
+from backend.ledger.events import balance_view
+from backend.points import queries
+from backend.points.leaderboard import Leaderboard
+from backend.points.rules import Rules
+from backend.points.service import today_utc
+from backend.users import service
+from backend.users.controllers import referral_link
+from backend.users.models import User
+from bot.handlers import mini_app_url, open_app_keyboard
+
+NOT_SIGNED_UP = "You have no account yet: press /start first."
+SHARE_TEXT = "Trade, earn points and climb the leaderboard with me on SimplRefQ!"
+
+
+async def _account(message: Message, db: Database) -> User | None:
+    """The sender's account, or None after telling them to press /start."""
+    if message.from_user is None or message.from_user.is_bot:
+        return None
+    async with db.reads() as session:
+        user = await service.get_by_telegram_id(session, message.from_user.id)
+    if user is None:
+        await message.answer(NOT_SIGNED_UP)
+    return user
+
+
+async def balance(message: Message, settings: Settings, db: Database) -> None:
+    user = await _account(message, db)
+    if user is None or user.id is None:
+        return
+    async with db.reads() as session:
+        found = await queries.balances(session, user.id)
+    lines = []
+    for code, found_balance in found.items():
+        view = balance_view(code, found_balance)
+        line = f"<b>{html.quote(view['asset'])}</b>: {view['available']}"
+        if Decimal(view["locked"]) > 0:
+            line += f" ({view['locked']} locked)"
+        lines.append(line)
+    await message.answer(
+        "Your balances\n\n" + "\n".join(lines),
+        reply_markup=open_app_keyboard(mini_app_url(settings)),
+    )
+
+
+async def points(
+    message: Message, settings: Settings, db: Database, leaderboard: Leaderboard
+) -> None:
+    user = await _account(message, db)
+    if user is None or user.id is None:
+        return
+    async with db.reads() as session:
+        points_balance = await queries.points_balance(session, user.id)
+        profile = await queries.profile(session, user.id)
+    standing = await leaderboard.standing(user.id)
+    today = today_utc()
+    last = profile.last_checkin if profile else None
+    streak = Rules.current_streak(last, profile.streak if profile else 0, today)
+    rank = f"#{standing.rank}" if standing.rank is not None else "not ranked yet"
+    checked_in = "checked in today" if last == today else "not checked in today"
+    await message.answer(
+        f"<b>{points_balance}</b> points\n"
+        f"Rank: {rank}\n"
+        f"Streak: {streak} day{'' if streak == 1 else 's'} ({checked_in})",
+        reply_markup=open_app_keyboard(mini_app_url(settings)),
+    )
+
+
+def share_url(link: str) -> str:
+    return "https://t.me/share/url?" + urlencode({"url": link, "text": SHARE_TEXT}, quote_via=quote)
+
+
+async def ref(message: Message, settings: Settings, db: Database) -> None:
+    user = await _account(message, db)
+    if user is None or user.id is None:
+        return
+    async with db.reads() as session:
+        summary = await queries.referrals(session, user.id)
+    link = referral_link(settings, user)
+    invite = (
+        f"Your referral link:\n{html.quote(link)}"
+        if link
+        else f"Your referral code: <code>{html.quote(user.referral_code)}</code>"
+    )
+    keyboard = open_app_keyboard(mini_app_url(settings)).inline_keyboard
+    if link:
+        keyboard = [[InlineKeyboardButton(text="Share", url=share_url(link))], *keyboard]
+    await message.answer(
+        f"{invite}\n\n"
+        f"Friends invited: {summary.level1_count} (level 1), {summary.level2_count} (level 2)\n"
+        f"Earned: <b>{summary.earned}</b> points, pending: {summary.pending}",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
+    )
+
+
+def create_router() -> Router:
+    """A new router per Dispatcher, like bot.handlers.create_router."""
+    router = Router(name="account")
+    router.message.register(balance, Command("balance"))
+    router.message.register(points, Command("points"))
+    router.message.register(ref, Command("ref"))
+    return router
