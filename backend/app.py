@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             from bot.runtime import BotRuntime
 
             bot_runtime = BotRuntime.create(settings, resources.db, resources.leaderboard)
+            if settings.notify.in_app:
+                resources.start_notifier(bot_runtime.bot)
         app.state.bot = bot_runtime
         log.info(
             "started",

@@ -183,6 +183,44 @@ async def _set_role(settings: Settings, telegram_id: int, role: str) -> None:
 
 
 @main.group()
+def worker() -> None:
+    """Background workers that run apart from the web server."""
+
+
+@worker.command("notify")
+def worker_notify() -> None:
+    """Deliver the notification outbox through the bot (set NOTIFY_IN_APP=false on the
+    servers when this runs)."""
+    from bot.runtime import create_bot
+
+    settings = _bot_settings()
+
+    async def deliver(db: Database) -> None:
+        from redis.asyncio import Redis
+
+        from backend.notify.limiter import limiter_for
+        from backend.notify.worker import NotificationWorker
+
+        redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+        bot = create_bot(settings)
+        limiter = limiter_for(
+            redis,
+            settings.redis.key_prefix,
+            settings.notify.per_second,
+            settings.notify.per_chat_per_second,
+        )
+        try:
+            await NotificationWorker(db, bot, limiter, settings).run()
+        finally:
+            await bot.session.close()
+            if redis is not None:
+                await redis.aclose()
+
+    click.echo("delivering notifications (Ctrl-C stops)", err=True)
+    asyncio.run(_with_database(settings, deliver))
+
+
+@main.group()
 def ledger() -> None:
     """The ledger: verification and housekeeping."""
 

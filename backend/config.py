@@ -195,6 +195,30 @@ class PointsSettings(BaseSettings):
         return value
 
 
+class NotifySettings(BaseSettings):
+    """Delivery of bot notifications from the outbox (backend/notify/)."""
+
+    model_config = SettingsConfigDict(env_prefix="NOTIFY_")
+
+    per_second: float = Field(default=30.0, gt=0)
+    """Messages per second over all chats (Telegram's broadcast limit is about 30)."""
+    per_chat_per_second: float = Field(default=1.0, gt=0)
+    """Messages per second to one chat (Telegram allows about one)."""
+    max_attempts: int = Field(default=6, ge=1, le=50)
+    """Tries on server or network errors before a notification is dead-lettered."""
+    backoff_seconds: float = Field(default=2.0, gt=0)
+    """The first retry's delay; each later one doubles it (with jitter)."""
+    backoff_max_seconds: float = Field(default=600.0, gt=0)
+    """The longest delay between two tries."""
+    lease_seconds: float = Field(default=60.0, gt=0)
+    """A claimed notification not marked sent by then (its worker died) is claimed again."""
+    concurrency: int = Field(default=32, ge=1, le=500)
+    """Messages one worker has in flight at once (the limiter spaces them)."""
+    in_app: bool = True
+    """Run a delivery worker inside each server process (needs BOT_TOKEN); turn off when
+    `simplrefq worker notify` runs separately."""
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -213,6 +237,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

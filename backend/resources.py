@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from aiogram import Bot
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend.auth.ratelimit import RateLimiter
@@ -20,6 +21,8 @@ from backend.ledger.events import balance_events
 from backend.ledger.service import Ledger, now_micros
 from backend.market.feed import MarketFeed
 from backend.market.leader import run_as_leader
+from backend.notify.limiter import limiter_for
+from backend.notify.worker import NotificationWorker
 from backend.points.feed import LeaderboardFeed
 from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
 from backend.points.service import Points
@@ -104,6 +107,17 @@ class Resources:
         else:
             key = f"{self.settings.redis.key_prefix}:market:feed-leader"
             await run_as_leader(self.redis, key, feed.run)
+
+    def start_notifier(self, bot: Bot) -> None:
+        """Deliver the outbox from this process (several processes share the Redis limits)."""
+        limiter = limiter_for(
+            self.redis,
+            self.settings.redis.key_prefix,
+            self.settings.notify.per_second,
+            self.settings.notify.per_chat_per_second,
+        )
+        worker = NotificationWorker(self.db, bot, limiter, self.settings)
+        self._spawn(worker.run(), "notify-worker")
 
     async def _restore_leaderboard(self, board: RedisLeaderboard) -> None:
         """A Redis that lost its data gets the board back from the ledger (the rebuild is

@@ -56,6 +56,7 @@ async def start(
         return
     async with unit_of_work(db) as uow:
         signed = await service.sign_in(uow, profile_of(message.from_user), start_param=command.args)
+        await service.reopen_bot_chat(uow, signed.user)
     url = mini_app_url(settings, command.args)
     name = html.quote(message.from_user.first_name)
     if signed.created and signed.user.referred_by_id is not None:

@@ -102,6 +102,8 @@ def make_settings(tmp_path: Path, **env: Any) -> Settings:
         "log": {"requests": False, "level": "WARNING"},
         # Tests publish their own messages; test_market_feed runs the simulator on purpose.
         "market": {"feed": "off"},
+        # Tests that deliver notifications run a worker against the fake Bot API themselves.
+        "notify": {"in_app": False},
     }
     for group, fields in env.items():
         values.setdefault(group, {}).update(fields)

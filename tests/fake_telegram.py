@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +19,45 @@ from aiohttp import web
 BOT_USER = {"id": 123456789, "is_bot": True, "first_name": "SimplRefQ", "username": "SimplRefQBot"}
 
 
+# What the Bot API says for each failure, word for word; aiogram picks its exception from the
+# status and ``parameters`` (TelegramRetryAfter, TelegramForbiddenError, TelegramServerError,
+# TelegramBadRequest), the description is only carried along.
+_DESCRIPTIONS = {
+    400: "Bad Request: chat not found",
+    403: "Forbidden: bot was blocked by the user",
+    502: "Bad Gateway",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer to sendMessage: a status, and for 429 the seconds to back off."""
+
+    status: int = 200
+    retry_after: int | None = None
+    delay: float = 0.0  # seconds to sit on the request first: a slow Telegram
+    description: str = ""
+
+    def error_body(self) -> dict[str, Any]:
+        description = self.description
+        if not description and self.status == 429:
+            description = f"Too Many Requests: retry after {self.retry_after}"
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.status,
+            "description": description or _DESCRIPTIONS.get(self.status, "Error"),
+        }
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
 @dataclass
 class Call:
     method: str
     params: dict[str, Any]
     at: float
+    status: int = 200
 
 
 @dataclass
@@ -32,6 +67,7 @@ class FakeBotAPI:
     url: str = ""
     _runner: web.AppRunner | None = None
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _scripts: defaultdict[int, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
 
     async def start(self) -> FakeBotAPI:
         app = web.Application()
@@ -48,6 +84,11 @@ class FakeBotAPI:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def script(self, chat_id: int, *responses: Reply) -> None:
+        """Answer the next sendMessage calls to ``chat_id`` with these, in order; after them
+        (and for every other chat) the answer is 200 again."""
+        self._scripts[chat_id].extend(responses)
+
     def sent(self, method: str) -> list[Call]:
         return [call for call in self.calls if call.method == method]
 
@@ -62,9 +103,25 @@ class FakeBotAPI:
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await _params(request)
-        self.calls.append(Call(method=method, params=params, at=time.monotonic()))
+        reply = self._next_reply(method, params)
+        call = Call(method=method, params=params, at=time.monotonic(), status=reply.status)
+        self.calls.append(call)
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.status != 200:
+            return web.json_response(reply.error_body(), status=reply.status)
         result = await self._result(method, params)
         return web.json_response({"ok": True, "result": result})
+
+    def _next_reply(self, method: str, params: dict[str, Any]) -> Reply:
+        if method != "sendMessage":
+            return Reply()
+        try:
+            chat_id = int(params["chat_id"])
+        except (KeyError, TypeError, ValueError):  # "@channel" names are never scripted
+            return Reply()
+        queued = self._scripts.get(chat_id)
+        return queued.popleft() if queued else Reply()
 
     async def _result(self, method: str, params: dict[str, Any]) -> Any:
         if method == "getMe":

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from backend.audit.models import AuditEntry
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
+from backend.notify.models import Notification
 from backend.points.models import PointsProfile, ReferralReward
 from backend.users.models import User
 
@@ -16,6 +17,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerChain",
     "LedgerTransfer",
+    "Notification",
     "PointsProfile",
     "ReferralReward",
     "User",

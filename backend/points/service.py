@@ -22,6 +22,7 @@ from backend.hub.hub import Hub
 from backend.ledger.assets import POINTS
 from backend.ledger.domain import Outcome, TransferRequest, user_account
 from backend.ledger.service import Ledger, TransferRefused, derived_id
+from backend.notify.service import enqueue
 from backend.points import referrals
 from backend.points.models import PointsProfile
 from backend.points.referrals import REWARDS_POOL
@@ -190,6 +191,13 @@ class Points:
                 "status": share.request.kind.value,
             }
             self._notify(uow, share.reward.referrer_id, event)
+            await enqueue(
+                uow,
+                share.reward.referrer_id,
+                "referral_reward",
+                {k: v for k, v in event.items() if k != "type"},
+                dedupe_key=f"referral_reward:{share.request.id}",
+            )
         return True
 
     async def adjust(
@@ -239,11 +247,10 @@ class Points:
                 target=f"user:{user_id}",
                 details={"amount": amount, "note": note, "transfer": transfer_id},
             )
-            self._notify(
-                uow,
-                user_id,
-                {"type": "points", "amount": -amount if clawback else amount, "reason": reason},
-            )
+            signed = -amount if clawback else amount
+            self._notify(uow, user_id, {"type": "points", "amount": signed, "reason": reason})
+            payload = {"amount": signed, "note": note}
+            await enqueue(uow, user_id, "points_adjusted", payload, dedupe_key=transfer_id)
         balance = submitted.balances[account].balance
         return Adjustment(transfer_id, user_id, amount, repeated, balance)
 

@@ -50,6 +50,8 @@ class User(SQLModel, table=True):
         default=None, sa_column=Column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     )
     is_demo: bool = False
+    bot_blocked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    """When the user blocked the bot (a 403 from Telegram); cleared by their next /start."""
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.audit.service import AuditContext, record
@@ -129,6 +129,14 @@ async def _referrer_id(session: AsyncSession, code: str | None) -> int | None:
         return None
     result = await session.exec(select(User.id).where(User.referral_code == code))
     return result.first()
+
+
+async def reopen_bot_chat(uow: UnitOfWork, user: User) -> None:
+    """The user (re)started the bot after blocking it: notifications may reach them again."""
+    if user.bot_blocked_at is not None:
+        await uow.session.exec(
+            update(User).where(col(User.id) == user.id).values(bot_blocked_at=None)
+        )
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:

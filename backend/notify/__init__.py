@@ -1,0 +1,1 @@
+"""Notifications: a transactional outbox, delivered through the bot within Telegram's limits."""
