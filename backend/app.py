@@ -26,6 +26,7 @@ from backend.config import ROOT, Settings, load_settings
 from backend.deps import dependencies
 from backend.errors import exception_handlers
 from backend.hub.controllers import HubController
+from backend.notify.controllers import NotifyAdminController
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
 from backend.ops.metrics import MetricsController, prometheus
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         PointsController,
         ReferralsController,
         PointsAdminController,
+        NotifyAdminController,
         HealthController,
         HubController,
         MetricsController,

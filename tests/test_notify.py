@@ -259,3 +259,19 @@ async def test_a_referral_reward_queues_a_message_for_the_referrer_with_its_caus
     (row,) = await rows(db)
     assert (row.user_id, row.kind, row.status) == (referrer, "referral_reward", "pending")
     assert row.payload == {"amount": 10, "level": 1, "status": "pending"}
+
+
+async def test_a_row_claimed_by_a_worker_that_died_is_delivered_after_its_lease(
+    db: Database, telegram: FakeBotAPI, worker_factory: Any
+) -> None:
+    (user,) = await users(db, 1)
+    await queue(db, user, "orphan")
+    crashed = worker_factory(lease_seconds=0.3)
+    assert len(await crashed.claim(10)) == 1  # claimed, then the worker dies
+    survivor = worker_factory(lease_seconds=0.3)
+    assert await survivor.claim(10) == []  # still leased
+    await asyncio.sleep(0.4)
+    await drain(survivor, db)
+    (call,) = telegram.sent("sendMessage")
+    (row,) = await rows(db)
+    assert row.status == "sent" and call.status == 200

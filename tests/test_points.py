@@ -21,6 +21,8 @@ from backend.db.uow import unit_of_work
 from backend.errors import database_error_handler
 from backend.ledger.service import now_micros
 from backend.ledger.verify import verify
+from backend.notify.models import Notification
+from backend.notify.service import enqueue
 from backend.points.service import Points
 from backend.users.models import Role, User
 from tests.conftest import Server
@@ -451,3 +453,29 @@ async def test_concurrent_checkins_and_activations_keep_the_books(
     assert (bob_view["earned"], bob_view["pending"]) == (12 * (10 + 12 + 14) + 4 * 50, 0)
     assert (alice_view["earned"], alice_view["pending"]) == (12 * (3 + 3 + 4) + 4 * 15, 0)
     await assert_books_balance(server)
+
+
+async def test_admins_see_dead_letters_and_nobody_else_does(
+    client: httpx.AsyncClient, server: Server, new_telegram_id: Callable[[], int]
+) -> None:
+    user, user_auth = await signed_in(client, new_telegram_id())
+    mod, mod_auth = await signed_in(client, new_telegram_id())
+    admin, admin_auth = await signed_in(client, new_telegram_id())
+    await grant(server, mod["id"], Role.MODERATOR)
+    await grant(server, admin["id"], Role.ADMIN)
+    async with unit_of_work(server.app.state.resources.db) as uow:
+        await enqueue(uow, user["id"], "points_adjusted", {"amount": 5, "note": "x"}, "dl-test")
+        await uow.session.exec(
+            update(Notification)
+            .where(Notification.dedupe_key == "dl-test")  # type: ignore[arg-type]
+            .values(status="dead", attempts=6, last_error="Bad Gateway")
+        )
+    for auth in (user_auth, mod_auth):
+        assert (await client.get("/api/admin/notifications", headers=auth)).status_code == 403
+    dead = (await client.get("/api/admin/notifications", headers=admin_auth)).json()
+    mine = [row for row in dead if row["user_id"] == user["id"]]
+    assert [(row["kind"], row["attempts"], row["last_error"]) for row in mine] == [
+        ("points_adjusted", 6, "Bad Gateway")
+    ]
+    bad = await client.get("/api/admin/notifications?status=nonsense", headers=admin_auth)
+    assert bad.status_code == 400
