@@ -27,11 +27,9 @@ import tempfile
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,23 +41,13 @@ from backend.db.migrate import upgrade_async  # noqa: E402
 from backend.ledger.domain import TransferRequest, system_account, user_account  # noqa: E402
 from backend.ledger.service import Ledger  # noqa: E402
 from backend.ledger.verify import verify  # noqa: E402
-from bench.server import create_database, drop_database  # noqa: E402
+from bench.server import create_database, drop_database, insert_users  # noqa: E402
 
 USERS = 10_000
 SEED_POINTS = 1_000
 POOL = system_account("rewards", "PTS")
 AWARD_SHARE = 0.8  # the rest are user -> user transfers
 RETRIES = 0
-USER_COLUMNS = (
-    "telegram_id",
-    "first_name",
-    "role",
-    "referral_code",
-    "is_demo",
-    "is_premium",
-    "created_at",
-    "last_seen_at",
-)
 
 
 def count_retries(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Any:
@@ -123,18 +111,7 @@ async def setup(url: str, pool_size: int) -> tuple[Database, list[int]]:
     )
     await upgrade_async(settings)
     structlog.configure(processors=[count_retries, structlog.dev.ConsoleRenderer()])
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    now = datetime.now(UTC)
-    await admin.copy_records_to_table(
-        "users",
-        columns=USER_COLUMNS,
-        records=[
-            (1_000_000_000 + i, "bench", "user", f"bench{i:08d}", False, False, now, now)
-            for i in range(USERS)
-        ],
-    )
-    users = [row["id"] for row in await admin.fetch("SELECT id FROM users ORDER BY id")]
-    await admin.close()
+    users = await insert_users(url, USERS, 1_000_000_000)
     db = Database.connect(settings)
     ledger = Ledger()
     for start in range(0, USERS, 1_000):

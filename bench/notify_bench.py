@@ -20,17 +20,15 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backend.config import Settings  # noqa: E402
+from backend.config import NotifySettings, Settings  # noqa: E402
 from backend.db.engine import Database  # noqa: E402
 from backend.db.migrate import upgrade_async  # noqa: E402
 from backend.db.uow import unit_of_work  # noqa: E402
@@ -38,31 +36,16 @@ from backend.notify.limiter import RedisLimiter  # noqa: E402
 from backend.notify.models import Notification  # noqa: E402
 from backend.notify.service import enqueue  # noqa: E402
 from backend.notify.worker import NotificationWorker  # noqa: E402
-from bench.server import create_database, drop_database  # noqa: E402
+from bench.server import create_database, drop_database, insert_users  # noqa: E402
 from bot.runtime import create_bot  # noqa: E402
 from tests.fake_telegram import FakeBotAPI  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
-USER_COLUMNS = (
-    "telegram_id", "first_name", "role", "referral_code", "is_demo", "is_premium",
-    "created_at", "last_seen_at",
-)  # fmt: skip
 _AMOUNT = re.compile(r"\+(\d+) points")
 
 
 async def queue(url: str, settings: Settings, notifications: int, chats: int) -> Database:
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    now = datetime.now(UTC)
-    await admin.copy_records_to_table(
-        "users",
-        columns=USER_COLUMNS,
-        records=[
-            (2_000_000_000 + i, "bench", "user", f"nb{i:08d}", False, False, now, now)
-            for i in range(chats)
-        ],
-    )
-    users = [row["id"] for row in await admin.fetch("SELECT id FROM users ORDER BY id")]
-    await admin.close()
+    users = await insert_users(url, chats, 2_000_000_000)
     db = Database.connect(settings)
     for start in range(0, notifications, 500):
         async with unit_of_work(db) as uow:
@@ -158,8 +141,9 @@ def main() -> None:
     parser.add_argument("--notifications", type=int, default=10_000)
     parser.add_argument("--chats", type=int, default=2_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--per-second", type=float, default=30.0)
-    parser.add_argument("--per-chat", type=float, default=1.0)
+    defaults = NotifySettings()
+    parser.add_argument("--per-second", type=float, default=defaults.per_second)
+    parser.add_argument("--per-chat", type=float, default=defaults.per_chat_per_second)
     parser.add_argument("--timeout", type=float, default=900.0)
     asyncio.run(run(parser.parse_args()))
 

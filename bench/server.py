@@ -7,9 +7,14 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 
+_USER_COLUMNS = (
+    "telegram_id", "first_name", "role", "referral_code", "is_demo", "is_premium",
+    "created_at", "last_seen_at",
+)  # fmt: skip
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -29,6 +34,26 @@ async def drop_database(name: str) -> None:
     admin = await asyncpg.connect(POSTGRES_ADMIN)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
+
+
+async def insert_users(url: str, count: int, first_telegram_id: int) -> list[int]:
+    """``count`` users straight into the users table (COPY); returns their ids in order."""
+    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    now = datetime.now(UTC)
+    try:
+        await admin.copy_records_to_table(
+            "users",
+            columns=_USER_COLUMNS,
+            records=[
+                (first_telegram_id + i, "bench", "user", f"b{first_telegram_id + i}", False,
+                 False, now, now)
+                for i in range(count)
+            ],
+        )  # fmt: skip
+        rows = await admin.fetch("SELECT id FROM users ORDER BY id")
+    finally:
+        await admin.close()
+    return [row["id"] for row in rows]
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60) -> None:

@@ -27,6 +27,7 @@ from backend.app import create_app
 from backend.cli import MAX_WS_FRAME_BYTES, WS_DEFLATE
 from backend.config import Settings
 from backend.db import migrate
+from tests.fake_telegram import FakeBotAPI
 from tests.telegram import BOT_TOKEN, TEST_PUBLIC_KEY_HEX
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -154,6 +155,14 @@ class RunningServer:
         self._server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeBotAPI]:
+    """A local server that answers like the Bot API (tests/fake_telegram.py)."""
+    fake = await FakeBotAPI().start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

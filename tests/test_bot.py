@@ -23,13 +23,6 @@ SECRET = "webhook-secret-for-tests"
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def bot_server(
     backend: dict[str, Any], tmp_path: Path, telegram: FakeBotAPI
 ) -> AsyncIterator[Server]:

@@ -21,13 +21,6 @@ from tests.fake_telegram import FakeBotAPI, Reply
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def bot(tmp_path: Path, telegram: FakeBotAPI) -> AsyncIterator[Bot]:
     bot = create_bot(make_settings(tmp_path, bot={"api_server": telegram.url}))
     yield bot

@@ -37,13 +37,6 @@ PER_SECOND = 20.0
 PER_CHAT = 4.0
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    yield fake
-    await fake.stop()
-
-
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     async with AsyncExitStack() as stack:

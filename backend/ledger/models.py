@@ -14,7 +14,6 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    Integer,
     LargeBinary,
     SmallInteger,
     String,
@@ -23,11 +22,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from backend.db.types import UTCDateTime
+from backend.db.types import BigId, UTCDateTime
 from backend.users.models import utcnow
-
-# SQLite gives an autoincrementing id only to a column declared exactly INTEGER PRIMARY KEY.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class LedgerAccount(SQLModel, table=True):

@@ -13,16 +13,13 @@ from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
-    Integer,
     SmallInteger,
     String,
 )
 from sqlmodel import Field, SQLModel
 
-from backend.db.types import UTCDateTime
+from backend.db.types import BigId, UTCDateTime
 from backend.users.models import utcnow
-
-BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Status(StrEnum):
