@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if settings.bot.token:
             from bot.runtime import BotRuntime
 
-            bot_runtime = BotRuntime.create(settings, resources.db, resources.leaderboard)
+            bot_runtime = BotRuntime.create(
+                settings, resources.db, resources.leaderboard, resources.hub.backend
+            )
             if settings.notify.in_app:
                 resources.start_notifier(bot_runtime.bot)
         app.state.bot = bot_runtime

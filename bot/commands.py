@@ -12,7 +12,9 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from backend.config import Settings
 from backend.db.engine import Database
+from backend.hub.backends.base import HubBackend
 from backend.ledger.events import balance_view
+from backend.market.quotes import latest_quotes
 from backend.points import queries
 from backend.points.leaderboard import Leaderboard
 from backend.points.rules import Rules
@@ -106,10 +108,26 @@ async def ref(message: Message, settings: Settings, db: Database) -> None:
     )
 
 
+async def signals(message: Message, settings: Settings, prices: HubBackend | None) -> None:
+    """Until the signal generator lands, the market itself: each pair's price and 24h move."""
+    quotes = await latest_quotes(prices) if prices is not None else []
+    if not quotes:
+        text = "No prices yet: the market feed has not published. Try again in a moment."
+    else:
+        lines = [
+            f"{html.quote(q.symbol)}: <b>{html.quote(q.price)}</b> "
+            f"({'' if q.change_24h.startswith('-') else '+'}{html.quote(q.change_24h)}% 24h)"
+            for q in quotes
+        ]
+        text = "<b>Markets now</b>\n" + "\n".join(lines)
+    await message.answer(text, reply_markup=open_app_keyboard(mini_app_url(settings)))
+
+
 def create_router() -> Router:
     """A new router per Dispatcher, like bot.handlers.create_router."""
     router = Router(name="account")
     router.message.register(balance, Command("balance"))
     router.message.register(points, Command("points"))
     router.message.register(ref, Command("ref"))
+    router.message.register(signals, Command("signals"))
     return router

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from backend.config import Settings
 from backend.db.engine import Database
+from backend.hub.backends.base import HubBackend
+from backend.hub.backends.redis import RedisBackend
 from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
 from bot import commands, handlers
 
@@ -25,6 +27,7 @@ COMMANDS = [
     BotCommand(command="balance", description="Your balances"),
     BotCommand(command="points", description="Your points, rank and streak"),
     BotCommand(command="ref", description="Your referral link and rewards"),
+    BotCommand(command="signals", description="Markets now: prices and 24h change"),
     BotCommand(command="help", description="What this bot does"),
 ]
 
@@ -40,8 +43,11 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(settings: Settings, db: Database, leaderboard: Leaderboard) -> Dispatcher:
-    dispatcher = Dispatcher(settings=settings, db=db, leaderboard=leaderboard)
+def create_dispatcher(
+    settings: Settings, db: Database, leaderboard: Leaderboard, prices: HubBackend | None
+) -> Dispatcher:
+    """``prices``: the hub backend whose `prices` state /signals reads (None: no prices)."""
+    dispatcher = Dispatcher(settings=settings, db=db, leaderboard=leaderboard, prices=prices)
     dispatcher.include_routers(handlers.create_router(), commands.create_router())
     return dispatcher
 
@@ -52,10 +58,15 @@ class BotRuntime:
     dispatcher: Dispatcher
 
     @classmethod
-    def create(cls, settings: Settings, db: Database, leaderboard: Leaderboard) -> BotRuntime:
-        return cls(
-            bot=create_bot(settings), dispatcher=create_dispatcher(settings, db, leaderboard)
-        )
+    def create(
+        cls,
+        settings: Settings,
+        db: Database,
+        leaderboard: Leaderboard,
+        prices: HubBackend | None = None,
+    ) -> BotRuntime:
+        dispatcher = create_dispatcher(settings, db, leaderboard, prices)
+        return cls(bot=create_bot(settings), dispatcher=dispatcher)
 
     async def close(self) -> None:
         await self.bot.session.close()
@@ -84,7 +95,10 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
     leaderboard: Leaderboard = (
         RedisLeaderboard(redis, settings.redis.key_prefix) if redis else LedgerLeaderboard(db)
     )
-    runtime = BotRuntime.create(settings, db, leaderboard)
+    # Prices are the hub's kept state: in Redis they are readable from here; without Redis they
+    # live in the server's memory, out of this process's reach.
+    prices = RedisBackend(redis, settings.redis.key_prefix) if redis else None
+    runtime = BotRuntime.create(settings, db, leaderboard, prices)
     try:
         # Polling and a webhook exclude each other at Telegram's end.
         await runtime.bot.delete_webhook(drop_pending_updates=False)

@@ -13,6 +13,8 @@ import pytest
 
 from backend.db import migrate
 from backend.db.uow import unit_of_work
+from backend.hub.backends.memory import MemoryBackend
+from backend.market.quotes import latest_quotes
 from backend.users import service
 from bot.runtime import run_polling
 from tests.conftest import RunningServer, Server, make_settings, with_backend
@@ -245,3 +247,24 @@ async def test_help_lists_the_account_commands(
     reply = await reply_to(bot_server, telegram, message_update(70, new_telegram_id(), "/help"))
     for command in ("/balance", "/points", "/ref"):
         assert command in reply.params["text"]
+
+
+async def test_signals_shows_the_markets_until_signals_exist(
+    bot_server: Server, telegram: FakeBotAPI, new_telegram_id: Any
+) -> None:
+    person = new_telegram_id()
+    hub = bot_server.app.state.resources.hub
+    markets = {
+        "TON-USDT": {"price": "5.4321", "change_24h": "1.25", "ts": 1},
+        "ETH-USDT": {"price": "3100.50", "change_24h": "-0.40", "ts": 1},
+    }
+    await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+    call = await reply_to(bot_server, telegram, message_update(990_001, person, "/signals"))
+    text = call.params["text"]
+    assert "TON-USDT: <b>5.4321</b> (+1.25% 24h)" in text
+    assert "ETH-USDT: <b>3100.50</b> (-0.40% 24h)" in text
+    assert "web_app" in call.params["reply_markup"]["inline_keyboard"][0][0]
+
+
+async def test_no_quotes_before_the_feed_first_publishes() -> None:
+    assert await latest_quotes(MemoryBackend()) == []
