@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import structlog
 from sqlmodel import col, select
 
 from backend.audit.service import AuditContext, record
@@ -29,8 +28,6 @@ from backend.points.referrals import REWARDS_POOL
 from backend.points.rules import Reason, Rules
 from backend.users.models import Role, User
 from backend.users.service import get_user
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

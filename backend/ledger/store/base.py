@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.ledger.chain import ChainHead, Link
-from backend.ledger.domain import AccountFlags, Balance, Transfer, TransferKind
+from backend.ledger.domain import AccountFlags, AccountSpec, Balance, Transfer, TransferKind
 
 ACCOUNT_COLUMNS = (
     "id, key, asset, flags, debits_pending, debits_posted, credits_pending, credits_posted"
@@ -88,6 +88,60 @@ def batch_state_from(
     return known, resolved
 
 
+def transfer_rows(transfers: Sequence[Transfer], links: Sequence[Link]) -> list[dict[str, Any]]:
+    """The bound parameters of each new transfer, with its place in the chain."""
+    return [
+        {
+            "id": t.id,
+            "debit": t.debit_account_id,
+            "credit": t.credit_account_id,
+            "asset": t.asset,
+            "amount": t.amount,
+            "kind": t.kind.value,
+            "pending": t.pending_id,
+            "expires": t.expires_at,
+            "code": t.code,
+            "metadata": t.metadata,
+            "ts": t.timestamp,
+            "chain": link.chain,
+            "seq": link.seq,
+            "prev": link.prev_hash,
+            "hash": link.hash,
+        }
+        for t, link in zip(transfers, links, strict=True)
+    ]
+
+
+def delta_rows(deltas: Iterable[Delta]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": d.account_id,
+            "dp": d.debits_pending,
+            "dpo": d.debits_posted,
+            "cp": d.credits_pending,
+            "cpo": d.credits_posted,
+        }
+        for d in deltas
+    ]
+
+
+def account_rows(keys: Iterable[str]) -> list[dict[str, Any]]:
+    """New accounts' columns, from what their keys say (ValueError for a malformed key)."""
+    rows = []
+    for key in keys:
+        spec = AccountSpec.parse(key)
+        rows.append(
+            {
+                "key": spec.key,
+                "owner_id": spec.owner_id,
+                "asset": spec.asset,
+                "code": spec.code,
+                "flags": int(spec.flags),
+            }
+        )
+    return rows
+
+
 class LedgerStore(ABC):
     lock_chain_sql = "SELECT head_seq, head_hash FROM ledger_chains WHERE id = :chain"
 
@@ -130,6 +184,12 @@ class LedgerStore(ABC):
         head: ChainHead,
     ) -> None:
         """Write the transfers, move the account counters, and move the chain head."""
+
+    async def move_head(self, head: ChainHead) -> None:
+        await self.connection.execute(
+            text("UPDATE ledger_chains SET head_seq = :seq, head_hash = :hash WHERE id = :chain"),
+            {"seq": head.seq, "hash": head.hash, "chain": head.chain},
+        )
 
     async def rows(self, sql: str, **params: Any) -> Sequence[Any]:
         result = await self.connection.execute(text(sql), params)

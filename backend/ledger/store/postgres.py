@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, text
 
 from backend.ledger.chain import CHAINS, ChainHead, Link
-from backend.ledger.domain import AccountSpec, Balance, Transfer, TransferKind
+from backend.ledger.domain import Balance, Transfer, TransferKind
 from backend.ledger.store.base import (
     ACCOUNT_COLUMNS,
     TRANSFER_COLUMNS,
     Delta,
     LedgerStore,
+    account_rows,
     balance_from,
     batch_state_from,
+    delta_rows,
     transfer_from,
+    transfer_rows,
 )
 
 # Account keys this process has seen in the database, so a batch of known accounts costs one
@@ -30,8 +34,8 @@ INSERT INTO ledger_accounts
     (key, owner_id, asset, code, flags, debits_pending, debits_posted, credits_pending,
      credits_posted, created_at)
 SELECT key, owner_id, asset, code, flags, 0, 0, 0, 0, now()
-FROM unnest(CAST(:keys AS text[]), CAST(:owners AS integer[]), CAST(:assets AS text[]),
-            CAST(:codes AS text[]), CAST(:flags AS smallint[]))
+FROM unnest(CAST(:key AS text[]), CAST(:owner_id AS integer[]), CAST(:asset AS text[]),
+            CAST(:code AS text[]), CAST(:flags AS smallint[]))
      AS new(key, owner_id, asset, code, flags)
 ORDER BY key
 ON CONFLICT (key) DO NOTHING
@@ -69,7 +73,7 @@ UPDATE ledger_accounts AS account SET
     debits_posted = account.debits_posted + delta.dpo,
     credits_pending = account.credits_pending + delta.cp,
     credits_posted = account.credits_posted + delta.cpo
-FROM unnest(CAST(:ids AS bigint[]), CAST(:dp AS bigint[]), CAST(:dpo AS bigint[]),
+FROM unnest(CAST(:id AS bigint[]), CAST(:dp AS bigint[]), CAST(:dpo AS bigint[]),
             CAST(:cp AS bigint[]), CAST(:cpo AS bigint[])) AS delta(id, dp, dpo, cp, cpo)
 WHERE account.id = delta.id
 """
@@ -113,19 +117,8 @@ class PostgresStore(LedgerStore):
         return found
 
     async def _create(self, keys: list[str]) -> None:
-        if not keys:
-            return
-        specs = [AccountSpec.parse(key) for key in keys]
-        await self.connection.execute(
-            text(_CREATE_ACCOUNTS),
-            {
-                "keys": [spec.key for spec in specs],
-                "owners": [spec.owner_id for spec in specs],
-                "assets": [spec.asset for spec in specs],
-                "codes": [spec.code for spec in specs],
-                "flags": [int(spec.flags) for spec in specs],
-            },
-        )
+        if keys:
+            await self.connection.execute(text(_CREATE_ACCOUNTS), as_arrays(account_rows(keys)))
 
     async def batch_state(
         self, ids: Collection[str], pending_ids: Collection[str]
@@ -141,37 +134,14 @@ class PostgresStore(LedgerStore):
         head: ChainHead,
     ) -> None:
         await self.connection.execute(
-            text(_INSERT_TRANSFERS),
-            {
-                "id": [t.id for t in transfers],
-                "debit": [t.debit_account_id for t in transfers],
-                "credit": [t.credit_account_id for t in transfers],
-                "asset": [t.asset for t in transfers],
-                "amount": [t.amount for t in transfers],
-                "kind": [t.kind.value for t in transfers],
-                "pending": [t.pending_id for t in transfers],
-                "expires": [t.expires_at for t in transfers],
-                "code": [t.code for t in transfers],
-                "metadata": [t.metadata for t in transfers],
-                "ts": [t.timestamp for t in transfers],
-                "chain": [link.chain for link in links],
-                "seq": [link.seq for link in links],
-                "prev": [link.prev_hash for link in links],
-                "hash": [link.hash for link in links],
-            },
+            text(_INSERT_TRANSFERS), as_arrays(transfer_rows(transfers, links))
         )
-        moves = list(deltas)
-        await self.connection.execute(
-            text(_MOVE_COUNTERS),
-            {
-                "ids": [d.account_id for d in moves],
-                "dp": [d.debits_pending for d in moves],
-                "dpo": [d.debits_posted for d in moves],
-                "cp": [d.credits_pending for d in moves],
-                "cpo": [d.credits_posted for d in moves],
-            },
-        )
-        await self.connection.execute(
-            text("UPDATE ledger_chains SET head_seq = :seq, head_hash = :hash WHERE id = :chain"),
-            {"seq": head.seq, "hash": head.hash, "chain": head.chain},
-        )
+        moves = delta_rows(deltas)
+        if moves:  # transfers can net out (a pending posted in the same batch, say)
+            await self.connection.execute(text(_MOVE_COUNTERS), as_arrays(moves))
+        await self.move_head(head)
+
+
+def as_arrays(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows (at least one) as one array per column: each array is one ``unnest`` parameter."""
+    return {name: [row[name] for row in rows] for name in rows[0]}

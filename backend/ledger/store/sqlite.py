@@ -8,15 +8,18 @@ from typing import Any
 from sqlalchemy import bindparam, text
 
 from backend.ledger.chain import ChainHead, Link
-from backend.ledger.domain import AccountSpec, Balance, Transfer, TransferKind
+from backend.ledger.domain import Balance, Transfer, TransferKind
 from backend.ledger.store.base import (
     ACCOUNT_COLUMNS,
     TRANSFER_COLUMNS,
     Delta,
     LedgerStore,
+    account_rows,
     balance_from,
     batch_state_from,
+    delta_rows,
     transfer_from,
+    transfer_rows,
 )
 
 _CHAIN = 0  # one writer at a time: one chain is enough
@@ -44,7 +47,7 @@ class SqliteStore(LedgerStore):
         self, keys: Collection[str], ids: Collection[int]
     ) -> dict[str, Balance]:
         found = await self._accounts(keys, ids)
-        missing = [AccountSpec.parse(key) for key in keys if key not in found]
+        missing = account_rows(key for key in keys if key not in found)
         if missing:
             await self.connection.execute(
                 text(
@@ -54,18 +57,9 @@ class SqliteStore(LedgerStore):
                     "CURRENT_TIMESTAMP) "
                     "ON CONFLICT (key) DO NOTHING"
                 ),
-                [
-                    {
-                        "key": spec.key,
-                        "owner_id": spec.owner_id,
-                        "asset": spec.asset,
-                        "code": spec.code,
-                        "flags": int(spec.flags),
-                    }
-                    for spec in missing
-                ],
+                missing,
             )
-            found |= await self._accounts([spec.key for spec in missing], [])
+            found |= await self._accounts([row["key"] for row in missing], [])
         return found
 
     async def _accounts(self, keys: Collection[str], ids: Collection[int]) -> dict[str, Balance]:
@@ -101,37 +95,9 @@ class SqliteStore(LedgerStore):
                 "chain_seq, prev_hash, hash) VALUES (:id, :debit, :credit, :asset, :amount, "
                 ":kind, :pending, :expires, :code, :metadata, :ts, :chain, :seq, :prev, :hash)"
             ),
-            [
-                {
-                    "id": t.id,
-                    "debit": t.debit_account_id,
-                    "credit": t.credit_account_id,
-                    "asset": t.asset,
-                    "amount": t.amount,
-                    "kind": t.kind.value,
-                    "pending": t.pending_id,
-                    "expires": t.expires_at,
-                    "code": t.code,
-                    "metadata": t.metadata,
-                    "ts": t.timestamp,
-                    "chain": link.chain,
-                    "seq": link.seq,
-                    "prev": link.prev_hash,
-                    "hash": link.hash,
-                }
-                for t, link in zip(transfers, links, strict=True)
-            ],
+            transfer_rows(transfers, links),
         )
-        moves = [
-            {
-                "id": d.account_id,
-                "dp": d.debits_pending,
-                "dpo": d.debits_posted,
-                "cp": d.credits_pending,
-                "cpo": d.credits_posted,
-            }
-            for d in deltas
-        ]
+        moves = delta_rows(deltas)
         if moves:
             await self.connection.execute(
                 text(
@@ -142,10 +108,7 @@ class SqliteStore(LedgerStore):
                 ),
                 moves,
             )
-        await self.connection.execute(
-            text("UPDATE ledger_chains SET head_seq = :seq, head_hash = :hash WHERE id = :chain"),
-            {"seq": head.seq, "hash": head.hash, "chain": head.chain},
-        )
+        await self.move_head(head)
 
     async def _select(self, sql: str, **lists: list[Any]) -> Sequence[Any]:
         statement = text(sql).bindparams(*(bindparam(name, expanding=True) for name in lists))
