@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
+from backend.alerts.controllers import AlertsController
 from backend.auth.controllers import AuthController, DemoAuthController
 from backend.auth.csrf import same_origin_guard
 from backend.auth.ratelimit import rate_limit_guard
@@ -26,7 +27,7 @@ from backend.config import ROOT, Settings, load_settings
 from backend.deps import dependencies
 from backend.errors import exception_handlers
 from backend.hub.controllers import HubController
-from backend.notify.controllers import NotifyAdminController
+from backend.notify.controllers import NotificationSettingsController, NotifyAdminController
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
 from backend.ops.metrics import MetricsController, prometheus
@@ -96,7 +97,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         PointsController,
         ReferralsController,
         PointsAdminController,
+        AlertsController,
         NotifyAdminController,
+        NotificationSettingsController,
         HealthController,
         HubController,
         MetricsController,

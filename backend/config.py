@@ -215,6 +215,11 @@ class NotifySettings(BaseSettings):
     """A claimed notification not marked sent by then (its worker died) is claimed again."""
     concurrency: int = Field(default=32, ge=1, le=500)
     """Messages one worker has in flight at once (the limiter spaces them)."""
+    digest_seconds: float = Field(default=900.0, gt=0)
+    """How long a topic in digest mode gathers messages before they go out as one (a burst of
+    small fills within 15 minutes becomes a single message)."""
+    digest_max_rows: int = Field(default=200, ge=1, le=1000)
+    """The most rows one digest message takes (a digest shows a few and counts the rest)."""
     in_app: bool = True
     """Run a delivery worker inside each server process (needs BOT_TOKEN); turn off when
     `simplrefq worker notify` runs separately."""

@@ -11,6 +11,7 @@ import structlog
 from aiogram import Bot
 from redis.asyncio import BlockingConnectionPool, Redis
 
+from backend.alerts.watcher import AlertWatcher
 from backend.auth.ratelimit import RateLimiter
 from backend.config import Settings
 from backend.db.engine import Database
@@ -101,7 +102,13 @@ class Resources:
         task.add_done_callback(self._tasks.discard)
 
     async def _market_feed(self) -> None:
-        feed = MarketFeed(self.hub, interval=self.settings.market.interval_seconds)
+        # Alerts are watched where the prices are made: on the one leader, from its ticks.
+        watcher = AlertWatcher(self.db, self.hub)
+        feed = MarketFeed(
+            self.hub,
+            interval=self.settings.market.interval_seconds,
+            listeners=[watcher.on_prices],
+        )
         if self.redis is None:
             await feed.run()
         else:

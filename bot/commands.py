@@ -9,6 +9,8 @@ from urllib.parse import quote, urlencode
 from aiogram import Router, html
 from aiogram.filters import Command
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from backend.config import Settings
 from backend.db.engine import Database
@@ -24,9 +26,6 @@ from backend.users.controllers import referral_link
 from backend.users.models import User
 from bot.handlers import mini_app_url, open_app_keyboard
 
-NOT_SIGNED_UP = "You have no account yet: press /start first."
-SHARE_TEXT = "Trade, earn points and climb the leaderboard with me on SimplRefQ!"
-
 
 async def _account(message: Message, db: Database) -> User | None:
     """The sender's account, or None after telling them to press /start."""
@@ -35,7 +34,7 @@ async def _account(message: Message, db: Database) -> User | None:
     async with db.reads() as session:
         user = await service.get_by_telegram_id(session, message.from_user.id)
     if user is None:
-        await message.answer(NOT_SIGNED_UP)
+        await message.answer(_("You have no account yet: press /start first."))
     return user
 
 
@@ -50,10 +49,10 @@ async def balance(message: Message, settings: Settings, db: Database) -> None:
         view = balance_view(code, found_balance)
         line = f"<b>{html.quote(view['asset'])}</b>: {view['available']}"
         if Decimal(view["locked"]) > 0:
-            line += f" ({view['locked']} locked)"
+            line += " " + _("({amount} locked)").format(amount=view["locked"])
         lines.append(line)
     await message.answer(
-        "Your balances\n\n" + "\n".join(lines),
+        _("Your balances") + "\n\n" + "\n".join(lines),
         reply_markup=open_app_keyboard(mini_app_url(settings)),
     )
 
@@ -71,18 +70,23 @@ async def points(
     today = today_utc()
     last = profile.last_checkin if profile else None
     streak = Rules.current_streak(last, profile.streak if profile else 0, today)
-    rank = f"#{standing.rank}" if standing.rank is not None else "not ranked yet"
-    checked_in = "checked in today" if last == today else "not checked in today"
-    await message.answer(
-        f"<b>{points_balance}</b> points\n"
-        f"Rank: {rank}\n"
-        f"Streak: {streak} day{'' if streak == 1 else 's'} ({checked_in})",
-        reply_markup=open_app_keyboard(mini_app_url(settings)),
-    )
+    rank = f"#{standing.rank}" if standing.rank is not None else _("not ranked yet")
+    checked_in = _("checked in today") if last == today else _("not checked in today")
+    lines = [
+        ngettext("<b>{count}</b> point", "<b>{count}</b> points", points_balance).format(
+            count=points_balance
+        ),
+        _("Rank: {rank}").format(rank=rank),
+        ngettext("Streak: {days} day ({today})", "Streak: {days} days ({today})", streak).format(
+            days=streak, today=checked_in
+        ),
+    ]
+    await message.answer("\n".join(lines), reply_markup=open_app_keyboard(mini_app_url(settings)))
 
 
 def share_url(link: str) -> str:
-    return "https://t.me/share/url?" + urlencode({"url": link, "text": SHARE_TEXT}, quote_via=quote)
+    text = _("Trade, earn points and climb the leaderboard with me on SimplRefQ!")
+    return "https://t.me/share/url?" + urlencode({"url": link, "text": text}, quote_via=quote)
 
 
 async def ref(message: Message, settings: Settings, db: Database) -> None:
@@ -93,17 +97,23 @@ async def ref(message: Message, settings: Settings, db: Database) -> None:
         summary = await queries.referrals(session, user.id)
     link = referral_link(settings, user)
     invite = (
-        f"Your referral link:\n{html.quote(link)}"
+        _("Your referral link:\n{link}").format(link=html.quote(link))
         if link
-        else f"Your referral code: <code>{html.quote(user.referral_code)}</code>"
+        else _("Your referral code: <code>{code}</code>").format(
+            code=html.quote(user.referral_code)
+        )
     )
     keyboard = open_app_keyboard(mini_app_url(settings)).inline_keyboard
     if link:
-        keyboard = [[InlineKeyboardButton(text="Share", url=share_url(link))], *keyboard]
+        keyboard = [[InlineKeyboardButton(text=_("Share"), url=share_url(link))], *keyboard]
+    counts = _("Friends invited: {level1} (level 1), {level2} (level 2)").format(
+        level1=summary.level1_count, level2=summary.level2_count
+    )
+    earned = _("Earned: <b>{earned}</b> points, pending: {pending}").format(
+        earned=summary.earned, pending=summary.pending
+    )
     await message.answer(
-        f"{invite}\n\n"
-        f"Friends invited: {summary.level1_count} (level 1), {summary.level2_count} (level 2)\n"
-        f"Earned: <b>{summary.earned}</b> points, pending: {summary.pending}",
+        f"{invite}\n\n{counts}\n{earned}",
         reply_markup=InlineKeyboardMarkup(inline_keyboard=keyboard),
     )
 
@@ -112,14 +122,16 @@ async def signals(message: Message, settings: Settings, prices: HubBackend | Non
     """Until the signal generator lands, the market itself: each pair's price and 24h move."""
     quotes = await latest_quotes(prices) if prices is not None else []
     if not quotes:
-        text = "No prices yet: the market feed has not published. Try again in a moment."
+        text = _("No prices yet: the market feed has not published. Try again in a moment.")
     else:
         lines = [
             f"{html.quote(q.symbol)}: <b>{html.quote(q.price)}</b> "
-            f"({'' if q.change_24h.startswith('-') else '+'}{html.quote(q.change_24h)}% 24h)"
+            + _("({change}% 24h)").format(
+                change=("" if q.change_24h.startswith("-") else "+") + html.quote(q.change_24h)
+            )
             for q in quotes
         ]
-        text = "<b>Markets now</b>\n" + "\n".join(lines)
+        text = _("<b>Markets now</b>") + "\n" + "\n".join(lines)
     await message.answer(text, reply_markup=open_app_keyboard(mini_app_url(settings)))
 
 

@@ -14,6 +14,7 @@ from aiogram.types import (
     WebAppInfo,
 )
 from aiogram.types import User as TelegramUser
+from aiogram.utils.i18n import gettext as _
 
 from backend.config import Settings
 from backend.db.engine import Database
@@ -30,9 +31,8 @@ def mini_app_url(settings: Settings, start_param: str | None = None) -> str:
 
 
 def open_app_keyboard(url: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text="Open SimplRefQ", web_app=WebAppInfo(url=url))]]
-    )
+    button = InlineKeyboardButton(text=_("Open SimplRefQ"), web_app=WebAppInfo(url=url))
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
 def profile_of(user: TelegramUser) -> service.TelegramProfile:
@@ -58,38 +58,39 @@ async def start(
         signed = await service.sign_in(uow, profile_of(message.from_user), start_param=command.args)
         await service.reopen_bot_chat(uow, signed.user)
     url = mini_app_url(settings, command.args)
-    name = html.quote(message.from_user.first_name)
+    names = {"app": html.quote(settings.app.name), "name": html.quote(message.from_user.first_name)}
     if signed.created and signed.user.referred_by_id is not None:
-        greeting = f"Welcome to {html.quote(settings.app.name)}, {name}! A friend invited you."
+        greeting = _("Welcome to {app}, {name}! A friend invited you.").format(**names)
     else:
-        greeting = f"Welcome to {html.quote(settings.app.name)}, {name}!"
-    await message.answer(
-        f"{greeting}\n\nTrade TON, ETH and BNB, earn points and climb the leaderboard. "
-        "Tap the button to open the app.",
-        reply_markup=open_app_keyboard(url),
+        greeting = _("Welcome to {app}, {name}!").format(**names)
+    pitch = _(
+        "Trade TON, ETH and BNB, earn points and climb the leaderboard. "
+        "Tap the button to open the app."
     )
+    await message.answer(f"{greeting}\n\n{pitch}", reply_markup=open_app_keyboard(url))
     if message.bot is not None:
         await message.bot.set_chat_menu_button(
             chat_id=message.chat.id,
             menu_button=MenuButtonWebApp(
-                text="Open", web_app=WebAppInfo(url=mini_app_url(settings))
+                text=_("Open"), web_app=WebAppInfo(url=mini_app_url(settings))
             ),
         )
 
 
 async def help_(message: Message, settings: Settings) -> None:
-    await message.answer(
-        f"<b>{html.quote(settings.app.name)}</b> is a trading and points mini-app.\n\n"
+    text = _(
+        "<b>{app}</b> is a trading and points mini-app.\n\n"
         "/start: open the app\n"
         "/balance: your balances\n"
         "/points: your points, rank and check-in streak\n"
         "/ref: your referral link and what it has earned\n"
         "/signals: the markets now, price and 24h change\n"
+        "/settings: which notifications you get, and when\n"
         "/help: this message\n\n"
         "Invite friends with your referral link (/ref, or the app's Points tab) and earn a "
-        "share of their points.",
-        reply_markup=open_app_keyboard(mini_app_url(settings)),
-    )
+        "share of their points."
+    ).format(app=html.quote(settings.app.name))
+    await message.answer(text, reply_markup=open_app_keyboard(mini_app_url(settings)))
 
 
 def create_router() -> Router:

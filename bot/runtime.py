@@ -17,19 +17,35 @@ from backend.config import Settings
 from backend.db.engine import Database
 from backend.hub.backends.base import HubBackend
 from backend.hub.backends.redis import RedisBackend
+from backend.i18n import DEFAULT_LOCALE, Translator, languages
 from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
 from bot import commands, handlers
+from bot import settings as settings_menu
+from bot.i18n import UserLocale
 
 log = structlog.get_logger(__name__)
 
-COMMANDS = [
-    BotCommand(command="start", description="Open SimplRefQ"),
-    BotCommand(command="balance", description="Your balances"),
-    BotCommand(command="points", description="Your points, rank and streak"),
-    BotCommand(command="ref", description="Your referral link and rewards"),
-    BotCommand(command="signals", description="Markets now: prices and 24h change"),
-    BotCommand(command="help", description="What this bot does"),
-]
+
+def commands_in(language: str) -> list[BotCommand]:
+    """The command menu Telegram shows, in one language."""
+    t = Translator(language)
+    return [
+        BotCommand(command="start", description=t.gettext("Open SimplRefQ")),
+        BotCommand(command="balance", description=t.gettext("Your balances")),
+        BotCommand(command="points", description=t.gettext("Your points, rank and streak")),
+        BotCommand(command="ref", description=t.gettext("Your referral link and rewards")),
+        BotCommand(command="signals", description=t.gettext("Markets now: prices and 24h change")),
+        BotCommand(command="settings", description=t.gettext("Notifications: what and when")),
+        BotCommand(command="help", description=t.gettext("What this bot does")),
+    ]
+
+
+async def set_commands(bot: Bot) -> None:
+    """English for everyone, and each translated language for users whose Telegram uses it."""
+    await bot.set_my_commands(commands_in(DEFAULT_LOCALE))
+    for language in languages():
+        if language != DEFAULT_LOCALE:
+            await bot.set_my_commands(commands_in(language), language_code=language)
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -48,7 +64,10 @@ def create_dispatcher(
 ) -> Dispatcher:
     """``prices``: the hub backend whose `prices` state /signals reads (None: no prices)."""
     dispatcher = Dispatcher(settings=settings, db=db, leaderboard=leaderboard, prices=prices)
-    dispatcher.include_routers(handlers.create_router(), commands.create_router())
+    UserLocale(db).setup(dispatcher)
+    dispatcher.include_routers(
+        handlers.create_router(), commands.create_router(), settings_menu.create_router()
+    )
     return dispatcher
 
 
@@ -82,7 +101,7 @@ async def set_webhook(settings: Settings) -> str:
             drop_pending_updates=False,
             allowed_updates=["message", "callback_query"],
         )
-        await bot.set_my_commands(COMMANDS)
+        await set_commands(bot)
     finally:
         await bot.session.close()
     return url
@@ -102,7 +121,7 @@ async def run_polling(settings: Settings, *, handle_signals: bool = True) -> Non
     try:
         # Polling and a webhook exclude each other at Telegram's end.
         await runtime.bot.delete_webhook(drop_pending_updates=False)
-        await runtime.bot.set_my_commands(COMMANDS)
+        await set_commands(runtime.bot)
         log.info("bot_polling")
         await runtime.dispatcher.start_polling(runtime.bot, handle_signals=handle_signals)
     finally:

@@ -157,9 +157,9 @@ async def _params(request: web.Request) -> dict[str, Any]:
 
 
 def message_update(
-    update_id: int, telegram_id: int, text: str, first_name: str = "Ada"
+    update_id: int, telegram_id: int, text: str, first_name: str = "Ada", language: str = "en"
 ) -> dict[str, Any]:
-    user = {"id": telegram_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
+    user = {"id": telegram_id, "is_bot": False, "first_name": first_name, "language_code": language}
     return {
         "update_id": update_id,
         "message": {
@@ -169,5 +169,28 @@ def message_update(
             "from": user,
             "text": text,
             "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        },
+    }
+
+
+def callback_update(
+    update_id: int, telegram_id: int, data: str, message_id: int = 1, language: str = "en"
+) -> dict[str, Any]:
+    """A tap on an inline button under the bot's message ``message_id``."""
+    user = {"id": telegram_id, "is_bot": False, "first_name": "Ada", "language_code": language}
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cq-{update_id}",
+            "from": user,
+            "chat_instance": "1",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": {"id": telegram_id, "type": "private", "first_name": "Ada"},
+                "from": BOT_USER,
+                "text": "settings",
+            },
         },
     }

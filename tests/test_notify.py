@@ -69,7 +69,7 @@ async def users(
     ids = []
     async with unit_of_work(db) as uow:
         for n in range(count):
-            profile = TelegramProfile(7_000_000 + n, f"user{n}", language_code=language)
+            profile = TelegramProfile(first + n, f"user{n}", language_code=language)
             user = (await sign_in(uow, profile)).user
             assert user.id is not None
             ids.append(user.id)
@@ -123,7 +123,7 @@ async def test_committed_notifications_are_delivered_once_and_rolled_back_ones_n
     assert [chat_of(call) for call in sent] == [7_000_000]
     assert "+10 points" in sent[0].params["text"]
     button = sent[0].params["reply_markup"]["inline_keyboard"][0][0]
-    assert button["web_app"]["url"] == "https://app.example.test/"
+    assert button["web_app"]["url"] == "https://app.example.test/?tab=points"
     (row,) = await rows(db)
     assert (row.status, row.message_id, row.attempts) == ("sent", 1, 0)
 
@@ -236,7 +236,7 @@ async def test_two_workers_never_deliver_the_same_row(
     assert {row.status for row in await rows(db)} == {Status.SENT.value}
 
 
-async def test_a_referral_reward_queues_a_message_for_the_referrer_with_its_cause(
+async def test_a_referral_joining_and_its_reward_queue_messages_for_the_referrer(
     db: Database, tmp_path: Path
 ) -> None:
     (referrer,) = await users(db, 1)
@@ -249,9 +249,14 @@ async def test_a_referral_reward_queues_a_message_for_the_referrer_with_its_caus
     for _ in range(2):  # a retried cause queues nothing new
         async with unit_of_work(db) as uow:
             await points.award(uow, referee, 100, "checkin", "once")
-    (row,) = await rows(db)
-    assert (row.user_id, row.kind, row.status) == (referrer, "referral_reward", "pending")
-    assert row.payload == {"amount": 10, "level": 1, "status": "pending"}
+    joined, reward = await rows(db)
+    assert (joined.user_id, joined.kind, joined.payload) == (
+        referrer,
+        "referral_joined",
+        {"name": "friend"},
+    )
+    assert (reward.user_id, reward.kind, reward.status) == (referrer, "referral_reward", "pending")
+    assert reward.payload == {"amount": 10, "level": 1, "status": "pending"}
 
 
 async def test_a_row_claimed_by_a_worker_that_died_is_delivered_after_its_lease(

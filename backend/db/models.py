@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+from backend.alerts.models import PriceAlert
 from backend.audit.models import AuditEntry
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
-from backend.notify.models import Notification
+from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
 from backend.users.models import User
 
@@ -18,7 +19,9 @@ __all__ = [
     "LedgerChain",
     "LedgerTransfer",
     "Notification",
+    "NotificationSettings",
     "PointsProfile",
+    "PriceAlert",
     "ReferralReward",
     "User",
     "metadata",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 import structlog
@@ -23,6 +23,10 @@ log = structlog.get_logger(__name__)
 PRICES_TOPIC = "prices"
 # Twice a second looks live on a phone without flooding slow connections.
 DEFAULT_INTERVAL = 0.5
+
+PriceListener = Callable[[dict[str, int]], Awaitable[None]]
+"""Called after each tick is published with every market's price in ticks (e.g. the alert
+watcher); it runs inside the tick, so it must be quick."""
 
 
 class Publisher(Protocol):
@@ -57,6 +61,7 @@ class MarketFeed:
         interval: float = DEFAULT_INTERVAL,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        listeners: Iterable[PriceListener] = (),
     ) -> None:
         if interval <= 0:
             raise ValueError("the feed interval must be positive")
@@ -69,9 +74,11 @@ class MarketFeed:
         self.candles = CandleBuilder()
         self._windows = {symbol: DayWindow() for symbol in self.markets}
         self._last_step: float | None = None
+        self.listeners: list[PriceListener] = list(listeners)
 
     async def tick(self) -> None:
-        """One step: advance by the elapsed time, then publish prices and every market's candle.
+        """One step: advance by the elapsed time, publish prices and every market's candle, then
+        hand the prices to the listeners.
 
         The first tick publishes the start prices. A clock stepping back counts as no time.
         """
@@ -115,6 +122,12 @@ class MarketFeed:
                 {"candle": candle_wire(market, current)},
                 state=candle_wire(market, current),
             )
+        for listener in self.listeners:
+            try:
+                await listener(dict(prices))
+            except Exception:
+                # A listener's trouble (a database blip) must not stop the prices.
+                log.exception("market_feed_listener_failed", listener=repr(listener))
 
     async def run(self) -> None:
         """Tick every ``interval`` seconds until cancelled; a failed tick is logged, not fatal."""

@@ -1,53 +1,122 @@
-"""What a notification says, per kind and language.  Formatting lives here, not in the cause.
+"""What a notification says, per kind, in the user's language.  Formatting lives here, not in
+the cause: a cause queues a kind and a payload of plain values.
 
-Messages use Telegram's HTML parse mode; every value from a payload is escaped.
+Messages use Telegram's HTML parse mode; every value from a payload is escaped.  Texts are
+gettext messages (``backend/i18n.py``): English in the code, other languages in the catalogs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import html
 
-Render = Callable[[Mapping[str, Any]], str]
+from backend.i18n import Translator
 
-# English is the fallback for any language without its own text.
-DEFAULT_LANGUAGE = "en"
+Payload = Mapping[str, Any]
 
-_MESSAGES: dict[str, dict[str, Render]] = {
-    "referral_reward": {
-        "en": lambda p: (
-            f"🎁 <b>+{int(p['amount'])} points</b> from your level {int(p['level'])} referral"
-            + (" (released when they become active)" if p.get("status") == "pending" else "")
-        ),
-        "ru": lambda p: (
-            f"🎁 <b>+{int(p['amount'])} очков</b> от реферала {int(p['level'])}-го уровня"
-            + (" (начислим, когда он станет активным)" if p.get("status") == "pending" else "")
-        ),
-    },
-    "points_adjusted": {
-        "en": lambda p: f"<b>{int(p['amount']):+} points</b>: {html.quote(str(p.get('note', '')))}",
-        "ru": lambda p: f"<b>{int(p['amount']):+} очков</b>: {html.quote(str(p.get('note', '')))}",
-    },
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    topic: str
+    """What the user turns on or off, or gathers into a digest (several kinds share one)."""
+    page: str
+    """The mini-app tab the message's button opens."""
+    render: Callable[[Payload, Translator], str]
+
+
+def _text(value: Any) -> str:
+    return html.quote(str(value))
+
+
+def _order_filled(p: Payload, t: Translator) -> str:
+    text = (
+        t.gettext("✅ Bought {qty} {base} at {price}")
+        if p["side"] == "buy"
+        else t.gettext("✅ Sold {qty} {base} at {price}")
+    )
+    return text.format(
+        qty=_text(p["qty"]), base=_text(str(p["market"]).split("-")[0]), price=_text(p["price"])
+    )
+
+
+def _referral_reward(p: Payload, t: Translator) -> str:
+    amount = int(p["amount"])
+    text = t.ngettext(
+        "🎁 <b>+{amount} point</b> from your level {level} referral",
+        "🎁 <b>+{amount} points</b> from your level {level} referral",
+        amount,
+    ).format(amount=amount, level=int(p["level"]))
+    if p.get("status") == "pending":
+        text += " " + t.gettext("(released when they become active)")
+    return text
+
+
+def _points_adjusted(p: Payload, t: Translator) -> str:
+    amount = int(p["amount"])
+    text = t.ngettext("<b>{amount} point</b>: {note}", "<b>{amount} points</b>: {note}", amount)
+    return text.format(amount=f"{amount:+}", note=_text(p.get("note", "")))
+
+
+def _referral_joined(p: Payload, t: Translator) -> str:
+    return t.gettext("👋 <b>{name}</b> joined with your referral link").format(
+        name=_text(p.get("name") or "?")
+    )
+
+
+def _price_alert(p: Payload, t: Translator) -> str:
+    text = (
+        t.gettext("🔔 <b>{market}</b> rose to {price}: now {now}")
+        if p["direction"] == "above"
+        else t.gettext("🔔 <b>{market}</b> fell to {price}: now {now}")
+    )
+    return text.format(
+        market=_text(p["market"]), price=_text(p["price"]), now=_text(p["fired_price"])
+    )
+
+
+KINDS: dict[str, Kind] = {
+    "order_filled": Kind("trades", "trade", _order_filled),
+    "referral_reward": Kind("points", "points", _referral_reward),
+    "points_adjusted": Kind("points", "points", _points_adjusted),
+    "referral_joined": Kind("referrals", "points", _referral_joined),
+    "price_alert": Kind("alerts", "settings", _price_alert),
 }
-_BUTTON = {"en": "Open SimplRefQ", "ru": "Открыть SimplRefQ"}
+TOPICS = ("trades", "points", "referrals", "alerts")
+# A price alert is asked for once and wanted at once; the others can pile up.
+DIGEST_TOPICS = ("trades", "points", "referrals")
+# A digest lists this many messages and counts the rest: a phone screen, not a statement.
+DIGEST_LINES = 8
 
 
-def language_of(code: str | None) -> str:
-    """``ru-RU`` → ``ru``; unknown languages fall back to English."""
-    base = (code or "").split("-")[0].lower()
-    return base if base in _BUTTON else DEFAULT_LANGUAGE
+def topic_label(topic: str, t: Translator) -> str:
+    labels = {
+        "trades": t.gettext("Order fills"),
+        "points": t.gettext("Points"),
+        "referrals": t.gettext("New referrals"),
+        "alerts": t.gettext("Price alerts"),
+    }
+    return labels[topic]
 
 
-def render(kind: str, payload: Mapping[str, Any], language: str | None) -> str:
+def render(kind: str, payload: Payload, t: Translator) -> str:
     """The message text; KeyError for a kind nobody wrote a text for (a bug, dead-lettered)."""
-    texts = _MESSAGES[kind]
-    return texts.get(language_of(language), texts[DEFAULT_LANGUAGE])(payload)
+    return KINDS[kind].render(payload, t)
 
 
-def button_label(language: str | None) -> str:
-    return _BUTTON[language_of(language)]
+def render_digest(topic: str, items: Sequence[tuple[str, Payload]], t: Translator) -> str:
+    """Several messages of one topic as one: a count, then the first few, then how many more."""
+    header = t.ngettext(
+        "<b>{topic}</b>: {count} update", "<b>{topic}</b>: {count} updates", len(items)
+    ).format(topic=_text(topic_label(topic, t)), count=len(items))
+    lines = [f"• {render(kind, payload, t)}" for kind, payload in items[:DIGEST_LINES]]
+    rest = len(items) - DIGEST_LINES
+    if rest > 0:
+        lines.append(t.ngettext("…and {count} more", "…and {count} more", rest).format(count=rest))
+    return "\n".join([header, *lines])
 
 
-KINDS = frozenset(_MESSAGES)
+def button_label(t: Translator) -> str:
+    return t.gettext("Open SimplRefQ")

@@ -64,3 +64,39 @@ class Notification(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class NotificationSettings(SQLModel, table=True):
+    """What a user wants to hear about, and when.  No row means the defaults: every topic on,
+    no digest, no quiet hours, the language Telegram reports."""
+
+    __tablename__ = "notification_settings"
+    __table_args__ = (
+        CheckConstraint(
+            "(quiet_start IS NULL) = (quiet_end IS NULL)", name="ck_notification_settings_quiet"
+        ),
+        CheckConstraint(
+            "quiet_start IS NULL OR (quiet_start BETWEEN 0 AND 1439 AND quiet_end BETWEEN 0 AND"
+            " 1439 AND quiet_start <> quiet_end)",
+            name="ck_notification_settings_quiet_range",
+        ),
+    )
+
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    muted: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Topics (``messages.TOPICS``) the user turned off."""
+    digest: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Topics gathered into one message per digest window instead of one message each."""
+    quiet_start: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    """Minute of the day, in ``time_zone``, when quiet hours begin (may be after the end:
+    22:00 to 07:00 spans midnight)."""
+    quiet_end: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    time_zone: str = Field(default="UTC", sa_column=Column(String(64), nullable=False))
+    """An IANA name, checked against the tz database when set."""
+    language: str | None = Field(default=None, sa_column=Column(String(8)))
+    """Overrides the language Telegram reports; None follows Telegram."""
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )

@@ -16,6 +16,7 @@ from backend.audit.service import AuditContext, record
 from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound
+from backend.notify.service import enqueue
 from backend.users.models import Role, User, utcnow
 
 # Unambiguous lowercase alphabet (no 0/o, 1/l/i): codes are read aloud and typed by hand.
@@ -101,6 +102,14 @@ async def sign_in(
     user: User = result.scalar_one()
     # The code is only ours if this statement inserted the row (an update keeps the old one).
     created = user.referral_code == code
+    if created and user.referred_by_id is not None:
+        await enqueue(
+            uow,
+            user.referred_by_id,
+            "referral_joined",
+            {"name": user.first_name},
+            dedupe_key=f"referral_joined:{user.id}",
+        )
     return SignIn(user=user, created=created)
 
 

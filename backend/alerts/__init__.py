@@ -1,0 +1,1 @@
+"""Price alerts: "tell me when TON-USDT crosses 6.00", fired once through the outbox."""

@@ -1,0 +1,62 @@
+"""HTTP: a signed-in user's price alerts (writes are rate-limited by the app-wide guard)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
+
+from backend.alerts import service
+from backend.alerts.schemas import AlertView, NewAlert, alert_view
+from backend.db.uow import UnitOfWork
+from backend.resources import Resources
+from backend.users.models import User
+
+SignedIn = Request[User, Any, Any]
+# Ids are BIGINT: a larger number is refused here rather than by the database.
+AlertId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+
+
+def _user_id(request: SignedIn) -> int:
+    assert request.user.id is not None
+    return request.user.id
+
+
+class AlertsController(Controller):
+    path = "/api/alerts"
+    tags = ["alerts"]
+
+    @post(status_code=201)
+    async def create(
+        self,
+        request: SignedIn,
+        data: JSONBody[NewAlert],
+        uow: NamedDependency[UnitOfWork],
+        resources: NamedDependency[Resources],
+    ) -> AlertView:
+        """Notify me (in the bot) once when the market crosses the price."""
+        alert = await service.create_alert(
+            uow, resources.hub.backend, _user_id(request), data.market, data.price, data.direction
+        )
+        return alert_view(alert)
+
+    @get()
+    async def alerts(
+        self,
+        request: SignedIn,
+        uow: NamedDependency[UnitOfWork],
+        status: FromQuery[service.StatusFilter] = "active",
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    ) -> list[AlertView]:
+        """My alerts by status, newest first."""
+        found = await service.list_alerts(uow, _user_id(request), status, limit)
+        return [alert_view(alert) for alert in found]
+
+    @delete("/{alert_id:int}")
+    async def cancel(
+        self, request: SignedIn, alert_id: AlertId, uow: NamedDependency[UnitOfWork]
+    ) -> None:
+        """Cancel an active alert (again: nothing happens; one that fired: 409)."""
+        await service.cancel_alert(uow, _user_id(request), alert_id)
