@@ -41,7 +41,7 @@ from bot.runtime import create_bot  # noqa: E402
 from tests.fake_telegram import FakeBotAPI  # noqa: E402
 
 REDIS_URL = "redis://127.0.0.1:6379/8"
-_AMOUNT = re.compile(r"\+(\d+) points")
+_AMOUNT = re.compile(r"\+(\d+) points?")
 
 
 async def queue(url: str, settings: Settings, notifications: int, chats: int) -> Database:
