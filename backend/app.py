@@ -39,6 +39,12 @@ from backend.points.controllers import (
     ReferralsController,
 )
 from backend.resources import Resources
+from backend.trading.controllers import (
+    FaucetController,
+    MarketsController,
+    MyTradesController,
+    OrdersController,
+)
 from backend.users.controllers import AdminController, MeController
 from backend.web.assets import AssetManifest
 from backend.web.controllers import PageController
@@ -98,6 +104,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ReferralsController,
         PointsAdminController,
         AlertsController,
+        MarketsController,
+        OrdersController,
+        MyTradesController,
+        FaucetController,
         NotifyAdminController,
         NotificationSettingsController,
         HealthController,

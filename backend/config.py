@@ -153,6 +153,41 @@ class MarketSettings(BaseSettings):
     """How often the feed publishes."""
 
 
+class TradingSettings(BaseSettings):
+    """The order books (backend/trading/)."""
+
+    model_config = SettingsConfigDict(env_prefix="TRADING_")
+
+    enabled: bool = True
+    """Run the matching engine (one process runs it, elected in Redis; others forward orders)."""
+    maker_fee_bps: int = Field(default=10, ge=0, le=1000)
+    """Fee on the resting side of a trade, in basis points of its value (quote asset)."""
+    taker_fee_bps: int = Field(default=20, ge=0, le=1000)
+    """Fee on the incoming side; at least the maker fee, so a reservation at the taker rate
+    covers an order whatever side of its trades it ends up on."""
+    batch_max: int = Field(default=500, ge=1, le=10_000)
+    """Most commands one market writes in one transaction (group commit)."""
+    snapshot_every: int = Field(default=5_000, ge=10)
+    """A book snapshot is stored after this many journaled commands: a restart replays at most
+    this many."""
+    book_depth: int = Field(default=20, ge=1, le=200)
+    """Price levels per side on the `book:<MARKET>` topic."""
+    market_maker: bool = True
+    """Quote both sides of every market around the reference price (the demo's liquidity)."""
+    faucet: bool = True
+    """Demo funds on request (`POST /api/faucet`); refused in production whatever this says."""
+    halted: list[str] = Field(default_factory=list)
+    """Markets closed to new orders and amends (cancels still work), e.g. `["BNB-USDT"]`."""
+    order_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a request waits for its market's writer before answering 503."""
+
+    @model_validator(mode="after")
+    def _taker_covers_maker(self) -> TradingSettings:
+        if self.taker_fee_bps < self.maker_fee_bps:
+            raise ValueError("TRADING_TAKER_FEE_BPS must be at least TRADING_MAKER_FEE_BPS")
+        return self
+
+
 class PointsSettings(BaseSettings):
     """The earning rules (backend/points/rules.py reads them; nothing else does)."""
 
@@ -243,6 +278,7 @@ class Settings(BaseSettings):
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
+    trading: TradingSettings = Field(default_factory=TradingSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 

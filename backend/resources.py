@@ -13,7 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend.alerts.watcher import AlertWatcher
 from backend.auth.ratelimit import RateLimiter
-from backend.config import Settings
+from backend.config import Environment, Settings
 from backend.db.engine import Database
 from backend.hub.backends.memory import MemoryBackend
 from backend.hub.backends.redis import RedisBackend
@@ -27,6 +27,10 @@ from backend.notify.worker import NotificationWorker
 from backend.points.feed import LeaderboardFeed
 from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
 from backend.points.service import Points
+from backend.trading.bus import TradingBus
+from backend.trading.maker import MarketMaker
+from backend.trading.service import Trading
+from backend.trading.volume import VolumePoints
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +56,7 @@ class Resources:
     points: Points
     leaderboard: Leaderboard
     leaderboard_feed: LeaderboardFeed
+    trading: Trading
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @classmethod
@@ -72,7 +77,15 @@ class Resources:
         )
         feed = LeaderboardFeed(leaderboard, db, hub)
         ledger = Ledger()
-        for listener in (balance_events(hub), leaderboard.on_balances, feed.on_balances):
+        trading = Trading(db, ledger, hub, settings.trading)
+        if redis is not None and settings.trading.enabled:
+            # The processes that do not run the books forward their orders to the one that does.
+            trading.bus = TradingBus(trading, redis, settings.redis.url, settings.redis.key_prefix)
+        for listener in (
+            balance_events(hub, trading.held),
+            leaderboard.on_balances,
+            feed.on_balances,
+        ):
             ledger.listen(listener)
         return cls(
             settings=settings,
@@ -84,12 +97,15 @@ class Resources:
             points=Points(ledger, settings.points, hub),
             leaderboard=leaderboard,
             leaderboard_feed=feed,
+            trading=trading,
         )
 
     async def start(self) -> None:
         await self.hub.start()
-        if self.settings.market.feed == "simulator":
-            self._spawn(self._market_feed(), "market-feed")
+        if self.trading.bus is not None:
+            self._spawn(self.trading.bus.listen(), "trading-replies")
+        if self.settings.market.feed == "simulator" or self.settings.trading.enabled:
+            self._spawn(self._markets(), "markets")
         self._spawn(self.leaderboard_feed.run(), "leaderboard-feed")
         if isinstance(self.leaderboard, RedisLeaderboard):
             self._spawn(self._restore_leaderboard(self.leaderboard), "leaderboard-restore")
@@ -101,19 +117,45 @@ class Resources:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _market_feed(self) -> None:
-        # Alerts are watched where the prices are made: on the one leader, from its ticks.
-        watcher = AlertWatcher(self.db, self.hub)
-        feed = MarketFeed(
-            self.hub,
-            interval=self.settings.market.interval_seconds,
-            listeners=[watcher.on_prices],
-        )
+    async def _markets(self) -> None:
+        """The price feed and the order books run in one process: the only one, or the one
+        elected in Redis (another takes over, from the database, if it goes)."""
         if self.redis is None:
-            await feed.run()
+            await self._run_markets()
         else:
             key = f"{self.settings.redis.key_prefix}:market:feed-leader"
-            await run_as_leader(self.redis, key, feed.run)
+            await run_as_leader(self.redis, key, self._run_markets)
+
+    async def _run_markets(self) -> None:
+        trading = self.settings.trading.enabled
+        try:
+            async with asyncio.TaskGroup() as group:
+
+                def spawn(job: Coroutine[Any, Any, None], name: str) -> None:
+                    group.create_task(job, name=name)
+
+                if trading:
+                    await self.trading.start(spawn)
+                    spawn(VolumePoints(self.db, self.points, self.trading.silent).run(), "points")
+                    # The maker's funds are minted: never in production.
+                    production = self.settings.app.env is Environment.PRODUCTION
+                    if self.settings.trading.market_maker and not production:
+                        spawn(MarketMaker(self.db, self.trading).run(), "market-maker")
+                if self.settings.market.feed == "simulator":
+                    # Alerts are watched where the prices are made, from the feed's ticks.
+                    watcher = AlertWatcher(self.db, self.hub)
+                    listeners = [watcher.on_prices]
+                    if trading:
+                        listeners.append(self.trading.on_reference_prices)
+                    feed = MarketFeed(
+                        self.hub,
+                        interval=self.settings.market.interval_seconds,
+                        listeners=listeners,
+                        candles=not trading,
+                    )
+                    spawn(feed.run(), "market-feed")
+        finally:
+            self.trading.running = False
 
     def start_notifier(self, bot: Bot) -> None:
         """Deliver the outbox from this process (several processes share the Redis limits)."""
@@ -160,6 +202,8 @@ class Resources:
             if stuck:
                 log.error("tasks_did_not_stop", tasks=[task.get_name() for task in stuck])
         await self.hub.close()
+        if self.trading.bus is not None:
+            await self.trading.bus.close()
         await self.limiter.close()
         if self.redis is not None:
             await self.redis.aclose()

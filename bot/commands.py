@@ -21,6 +21,7 @@ from backend.points import queries
 from backend.points.leaderboard import Leaderboard
 from backend.points.rules import Rules
 from backend.points.service import today_utc
+from backend.trading import queries as trading_queries
 from backend.users import service
 from backend.users.controllers import referral_link
 from backend.users.models import User
@@ -44,9 +45,10 @@ async def balance(message: Message, settings: Settings, db: Database) -> None:
         return
     async with db.reads() as session:
         found = await queries.balances(session, user.id)
+        held = await trading_queries.held(session, user.id)
     lines = []
     for code, found_balance in found.items():
-        view = balance_view(code, found_balance)
+        view = balance_view(code, found_balance, held.get(code, 0))
         line = f"<b>{html.quote(view['asset'])}</b>: {view['available']}"
         if Decimal(view["locked"]) > 0:
             line += " " + _("({amount} locked)").format(amount=view["locked"])

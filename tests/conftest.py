@@ -105,6 +105,8 @@ def make_settings(tmp_path: Path, **env: Any) -> Settings:
         "market": {"feed": "off"},
         # Tests that deliver notifications run a worker against the fake Bot API themselves.
         "notify": {"in_app": False},
+        # Tests make their own books; the market maker's quotes would trade with them.
+        "trading": {"market_maker": False},
     }
     for group, fields in env.items():
         values.setdefault(group, {}).update(fields)

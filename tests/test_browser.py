@@ -7,10 +7,12 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
+from backend.alerts.watcher import AlertWatcher
 from backend.db.uow import unit_of_work
 from backend.points.service import Points
 from tests.conftest import IN_CI, RunningServer, Server, make_settings
@@ -47,9 +49,11 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
-async def open_page(browser: Browser, telegram_stub: str | None) -> tuple[Page, list[str]]:
+async def open_page(
+    browser: Browser, telegram_stub: str | None, timezone_id: str | None = None
+) -> tuple[Page, list[str]]:
     """A 360-px phone page; Telegram's script is answered locally (no internet here)."""
-    page = await browser.new_page(viewport={"width": 360, "height": 740})
+    page = await browser.new_page(viewport={"width": 360, "height": 740}, timezone_id=timezone_id)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     # Failed requests the page expects (no Telegram script, a 401 probe) are not script errors.
@@ -299,5 +303,335 @@ async def test_points_history_pages_with_load_more(browser: Browser, server: Ser
     )
     assert await page.is_hidden("#pts-more")
     assert await page.inner_text("#pts-balance") == "220"
+    assert errors == []
+    await page.close()
+
+
+# --- Settings: notification preferences and price alerts ----------------------------------------
+
+
+async def open_settings(page: Page, server: Server, path: str = "/") -> None:
+    await page.goto(server.url + path)
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    if not await page.is_visible("#panel-settings"):
+        await page.click("#open-settings")
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+
+
+async def saved_settings(page: Page) -> dict[str, Any]:
+    """What the API holds, asked with the page's own session."""
+    settings: dict[str, Any] = await page.evaluate(
+        "window.SimplRefQ.api('/api/notifications/settings')"
+    )
+    return settings
+
+
+async def wait_saved(page: Page) -> None:
+    """Until the page says a change was saved; the note is then wiped, so the next one shows."""
+    await page.wait_for_selector("#set-notify-note:has-text('Saved')", timeout=5_000)
+    await page.eval_on_selector("#set-notify-note", "note => { note.textContent = ''; }")
+
+
+async def test_settings_gear_opens_the_panel_and_back_returns_to_the_tab(
+    browser: Browser, server: Server, screenshots: Path
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await page.goto(server.url + "/")
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    assert await page.is_hidden("#panel-settings")
+    # Settings sits behind the header's gear, not in the tab bar.
+    assert await page.locator("#tabbar [role='tab']").count() == 4
+    assert await page.get_attribute("#open-settings", "aria-label") == "Settings"
+    await page.click("#tab-points")
+    await page.click("#open-settings")
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+    assert await page.is_visible("#panel-settings") and await page.is_hidden("#panel-points")
+    assert await page.get_attribute("#open-settings", "aria-expanded") == "true"
+    assert await page.locator("#tabbar [aria-selected='true']").count() == 0
+
+    labels = await page.locator("#set-topics .set-label > span:first-child").all_inner_texts()
+    assert labels == [
+        "Order fills",
+        "Digest",
+        "Points",
+        "Digest",
+        "New referrals",
+        "Digest",
+        "Price alerts",
+    ]
+    assert await page.is_checked("#set-topic-trades")
+    assert not await page.is_checked("#set-digest-trades")
+    assert await page.get_attribute("#set-digest-points", "aria-label") == "Digest for Points"
+    hint = await page.inner_text("#set-digest-points-hint")
+    assert hint == "Gather this topic's messages into one every 15 minutes"
+    assert await page.input_value("#set-tz") == "UTC"
+    assert "Times are in UTC" in await page.inner_text("#set-quiet-hint")
+    languages = await page.locator("#set-language option").evaluate_all(
+        "options => options.map(o => [o.value, o.textContent])"
+    )
+    assert languages[0] == ["", "Same as Telegram"]
+    assert [value for value, _ in languages[1:]] == ["en", "ru"]
+    assert await page.input_value("#set-language") == ""
+    # Every control has a name a screen reader can say.
+    unnamed = await page.evaluate(
+        """() => [...document.querySelectorAll('#panel-settings :is(input, select, button)')]
+             .filter(el => el.checkVisibility() && !el.labels?.length)
+             .filter(el => !el.getAttribute('aria-label') && !el.textContent.trim())
+             .map(el => el.id)"""
+    )
+    assert unnamed == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.screenshot(path=str(screenshots / "settings-light.png"), full_page=True)
+
+    await page.click("#settings-back")
+    assert await page.is_visible("#panel-points") and await page.is_hidden("#panel-settings")
+    assert await page.get_attribute("#tab-points", "aria-selected") == "true"
+    assert await page.get_attribute("#open-settings", "aria-expanded") == "false"
+    # The gear toggles: a second tap goes back as well.
+    await page.click("#tab-wallet")
+    await page.click("#open-settings")
+    await page.click("#open-settings")
+    assert await page.is_visible("#panel-wallet") and await page.is_hidden("#panel-settings")
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_topic_switches_save_at_once_and_persist(
+    browser: Browser, server: Server
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await open_settings(page, server)
+    await page.click("#set-topic-trades")
+    await wait_saved(page)
+    # A muted topic has nothing to gather.
+    assert await page.is_disabled("#set-digest-trades")
+    await page.click("#set-digest-points")
+    await wait_saved(page)
+    saved = await saved_settings(page)
+    assert saved["topics"] == {"trades": False, "points": True, "referrals": True, "alerts": True}
+    assert saved["digest"] == {"trades": False, "points": True, "referrals": False}
+
+    await page.reload()  # the hash keeps the Settings view
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+    assert not await page.is_checked("#set-topic-trades")
+    assert await page.is_checked("#set-digest-points")
+    assert await page.is_checked("#set-topic-alerts")
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_quiet_hours_time_zone_and_language_persist(
+    browser: Browser, server: Server
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await open_settings(page, server)
+    assert await page.is_disabled("#set-quiet-start")
+    await page.click("#set-quiet")
+    await wait_saved(page)
+    assert (await saved_settings(page))["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    await page.fill("#set-quiet-start", "23:30")
+    await page.fill("#set-quiet-end", "06:15")
+    await wait_saved(page)
+    await page.fill("#set-tz", "Europe/Moscow")
+    await page.press("#set-tz", "Enter")
+    await wait_saved(page)
+    await page.select_option("#set-language", "ru")
+    await wait_saved(page)
+    saved = await saved_settings(page)
+    assert saved["quiet_hours"] == {"start": "23:30", "end": "06:15"}
+    assert (saved["time_zone"], saved["language"]) == ("Europe/Moscow", "ru")
+
+    await page.reload()
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+    assert await page.is_checked("#set-quiet")
+    assert await page.input_value("#set-quiet-start") == "23:30"
+    assert await page.input_value("#set-quiet-end") == "06:15"
+    assert await page.input_value("#set-tz") == "Europe/Moscow"
+    assert "Times are in Europe/Moscow" in await page.inner_text("#set-quiet-hint")
+    assert await page.input_value("#set-language") == "ru"
+
+    # Off again: the times stay on screen for next time, the API holds none.
+    await page.click("#set-quiet")
+    await wait_saved(page)
+    assert await page.is_disabled("#set-quiet-end")
+    assert (await saved_settings(page))["quiet_hours"] is None
+    await page.select_option("#set-language", "")
+    await wait_saved(page)
+    assert (await saved_settings(page))["language"] is None
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_refused_changes_show_the_detail_and_keep_the_old_value(
+    browser: Browser, server: Server
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await open_settings(page, server)
+    await page.fill("#set-tz", "Mars/Olympus_Mons")
+    await page.press("#set-tz", "Enter")
+    await page.wait_for_selector("#set-notify-error:has-text('unknown time zone')", timeout=5_000)
+    await page.wait_for_function("() => document.getElementById('set-tz').value === 'UTC'")
+    assert (await saved_settings(page))["time_zone"] == "UTC"
+
+    # Quiet hours that start and end together are refused; the saved ones stay.
+    await page.click("#set-quiet")
+    await wait_saved(page)
+    assert await page.inner_text("#set-notify-error") == ""
+    await page.fill("#set-quiet-end", "22:00")
+    await page.wait_for_selector("#set-notify-error:has-text('start and end')", timeout=5_000)
+    await page.wait_for_function("() => document.getElementById('set-quiet-end').value === '07:00'")
+    assert (await saved_settings(page))["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_offers_the_device_time_zone_without_applying_it(
+    browser: Browser, server: Server
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None, timezone_id="Asia/Tokyo")
+    await open_settings(page, server)
+    assert await page.inner_text("#set-tz-device") == "Use Asia/Tokyo"
+    assert (await saved_settings(page))["time_zone"] == "UTC"
+    await page.click("#set-tz-device")
+    await wait_saved(page)
+    assert await page.input_value("#set-tz") == "Asia/Tokyo"
+    assert await page.is_hidden("#set-tz-device")
+    assert (await saved_settings(page))["time_zone"] == "Asia/Tokyo"
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_tab_query_parameter_picks_the_first_view(
+    browser: Browser, server: Server
+) -> None:
+    page, errors = await open_page(browser, telegram_stub=None)
+    await page.goto(server.url + "/?tab=settings")
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+    assert await page.is_visible("#panel-settings") and await page.is_hidden("#panel-trade")
+    # Opened straight from the bot, Back goes to the first tab.
+    await page.click("#settings-back")
+    assert await page.is_visible("#panel-trade")
+
+    await page.goto(server.url + "/?tab=points")
+    await page.wait_for_selector("#points[data-state='ready']", timeout=10_000)
+    assert await page.get_attribute("#tab-points", "aria-selected") == "true"
+    assert await page.is_hidden("#panel-settings")
+    # A tab chosen here (the hash) wins over the one the link named; unknown names are ignored.
+    await page.goto(server.url + "/?tab=settings#wallet")
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    assert await page.is_visible("#panel-wallet") and await page.is_hidden("#panel-settings")
+    await page.goto(server.url + "/?tab=nope")
+    await page.wait_for_selector("body[data-auth='ready']", timeout=10_000)
+    assert await page.is_visible("#panel-trade")
+    assert errors == []
+    await page.close()
+
+
+async def publish_prices(server: Server, **prices: str) -> None:
+    """The `prices` state as the market feed publishes it (the test server runs no feed)."""
+    markets = {
+        symbol.replace("_", "-"): {"price": price, "change_24h": "0.00", "ts": 1}
+        for symbol, price in prices.items()
+    }
+    await server.app.state.resources.hub.publish(
+        "prices", "delta", {"markets": markets}, state={"markets": markets}
+    )
+
+
+async def test_settings_price_alerts_are_set_listed_fired_and_deleted(
+    browser: Browser, server: Server, screenshots: Path
+) -> None:
+    await publish_prices(server, TON_USDT="5.2000", ETH_USDT="3500.00", BNB_USDT="600.00")
+    page, errors = await open_page(browser, telegram_stub=None)
+    await open_settings(page, server)
+    await page.wait_for_selector("#alert-current:has-text('TON-USDT is at 5.2000 now')")
+    assert await page.get_attribute("#alert-price", "inputmode") == "decimal"
+    assert await page.is_visible("#alert-empty")
+
+    # Checked before it is sent.
+    await page.click("#alert-submit")
+    assert await page.inner_text("#alert-price-error") == "Enter a price."
+    assert await page.get_attribute("#alert-price", "aria-invalid") == "true"
+    await page.fill("#alert-price", "0")
+    await page.click("#alert-submit")
+    assert await page.inner_text("#alert-price-error") == "Enter a price above 0."
+    # The API's own refusals show its detail.
+    await page.fill("#alert-price", "5.2000")
+    await page.click("#alert-submit")
+    await page.wait_for_selector("#alert-error:has-text('pick another price')", timeout=5_000)
+
+    await page.fill("#alert-price", "6")
+    await page.click("#alert-submit")
+    await page.wait_for_selector("#alert-list .alert-row", timeout=5_000)
+    assert await page.input_value("#alert-price") == ""
+    assert await page.inner_text("#alert-error") == ""
+    row = await page.inner_text("#alert-list .alert-row")
+    assert "TON-USDT" in row and "↑" in row and "6.0000" in row
+    await page.fill("#alert-price", "5,1")  # a phone's decimal comma
+    await page.click("#alert-submit")
+    await page.wait_for_function("() => document.querySelectorAll('#alert-list li').length === 2")
+    assert "↓" in await page.inner_text("#alert-list .alert-row:first-child")
+
+    # One is crossed: the hub tells the page, which moves it to the fired ones.
+    active = await page.evaluate("window.SimplRefQ.api('/api/alerts')")
+    below = next(a for a in active if a["direction"] == "below")
+    resources = server.app.state.resources
+    watcher = AlertWatcher(resources.db, resources.hub)
+    await watcher.on_prices({"TON-USDT": 51_000})
+    await page.wait_for_selector("#alert-fired .is-fired", timeout=5_000)
+    fired = await page.inner_text("#alert-fired .is-fired")
+    assert "5.1000" in fired and "fired at 5.1000" in fired
+    assert await page.locator("#alert-list li").count() == 1
+    still_active = await page.evaluate("window.SimplRefQ.api('/api/alerts')")
+    assert [a["direction"] for a in still_active] == ["above"] and below not in still_active
+    await page.evaluate("scrollTo(0, document.body.scrollHeight)")
+    await page.screenshot(path=str(screenshots / "settings-alerts-light.png"))
+
+    delete = page.locator("#alert-list .alert-delete")
+    assert await delete.get_attribute("aria-label") == "Delete alert: TON-USDT above 6.0000"
+    await delete.click()
+    await page.wait_for_function("() => !document.querySelector('#alert-list li')")
+    assert await page.is_visible("#alert-empty")
+    assert await page.evaluate("window.SimplRefQ.api('/api/alerts')") == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert errors == []
+    await page.close()
+
+
+async def test_settings_inside_telegram_follows_the_dark_theme_and_back_button(
+    browser: Browser, server: Server, telegram_id: int, screenshots: Path
+) -> None:
+    stub = (
+        telegram_stub(signed_init_data(base_fields(telegram_id)))
+        + """
+    window.Telegram.WebApp.BackButton = {
+      visible: false, handlers: [],
+      show() { this.visible = true; }, hide() { this.visible = false; },
+      onClick(handler) { this.handlers.push(handler); },
+    };
+    """
+    )
+    page, errors = await open_page(browser, telegram_stub=stub)
+    await page.goto(server.url + "/?tab=settings")
+    await page.wait_for_selector("#settings[data-state='ready']", timeout=10_000)
+    assert await page.get_attribute("html", "data-theme") == "dark"
+    colours = await page.evaluate(
+        """() => ({
+          panel: getComputedStyle(document.getElementById('panel-settings')).backgroundColor,
+          text: getComputedStyle(document.getElementById('set-notify-title')).color,
+          on: getComputedStyle(document.getElementById('set-topic-trades')).backgroundColor,
+        })"""
+    )
+    # Telegram's dark palette (the stub sends no colours, so the app's dark fallbacks apply).
+    assert colours == {
+        "panel": "rgb(33, 33, 33)",
+        "text": "rgb(255, 255, 255)",
+        "on": "rgb(135, 116, 225)",
+    }
+    assert await page.evaluate("window.Telegram.WebApp.BackButton.visible") is True
+    await page.screenshot(path=str(screenshots / "settings-telegram-dark.png"), full_page=True)
+    await page.evaluate("window.Telegram.WebApp.BackButton.handlers.forEach(handler => handler())")
+    assert await page.is_visible("#panel-trade") and await page.is_hidden("#panel-settings")
+    assert await page.evaluate("window.Telegram.WebApp.BackButton.visible") is False
     assert errors == []
     await page.close()

@@ -31,6 +31,7 @@ from backend.trading.engine import (
     Trade,
     fee,
 )
+from backend.trading.engine.levels import Order
 
 BUY, SELL = Side.BUY, Side.SELL
 IOC, FOK = TimeInForce.IOC, TimeInForce.FOK
@@ -445,20 +446,25 @@ def test_ids_are_assigned_in_order_or_taken_from_the_caller(book: Book) -> None:
 
 def test_orders_leaving_the_book_leave_no_reference_cycles(book: Book) -> None:
     """Freed by refcounting at once: cycles of long-resting orders would wait for a full
-    collection and then pause the writer for as long as it takes to free them all."""
+    collection and then pause the writer for as long as it takes to free them all.
+
+    Checked by looking for this test's orders among the objects still alive with the
+    collector off (a full ``gc.collect()`` count would include other tests' garbage)."""
+    a, b, c = (9_000_000_001, 9_000_000_002, 9_000_000_003)
     gc.collect()
     gc.disable()
     try:
         for price in (100, 101, 102):
-            for owner in (1, 2, 3):
+            for owner in (a, b, c):
                 rest(book, owner, SELL, price, 2)
-        book.apply(Cancel(5, 2))
-        book.apply(Amend(4, 1, price=103))
+        book.apply(Cancel(5, b))
+        book.apply(Amend(4, a, price=103))
         book.apply(Place(9, BUY, 101, 5))  # part of a level
-        book.apply(Place(2, BUY, 102, 4, stp=SelfTrade.CANCEL_OLDEST))  # whole levels
-        book.apply(Place(3, BUY, 0, 100, type=OrderType.MARKET, stp=SelfTrade.DECREMENT))
+        book.apply(Place(b, BUY, 102, 4, stp=SelfTrade.CANCEL_OLDEST))  # whole levels
+        book.apply(Place(c, BUY, 0, 100, type=OrderType.MARKET, stp=SelfTrade.DECREMENT))
         assert len(book) == 0
-        assert gc.collect() == 0
+        alive = [o for o in gc.get_objects() if type(o) is Order and o.owner in (a, b, c)]
+        assert alive == []
     finally:
         gc.enable()
 

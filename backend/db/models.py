@@ -9,20 +9,25 @@ from backend.audit.models import AuditEntry
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
+from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord
 from backend.users.models import User
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "AuditEntry",
+    "BookSnapshot",
+    "JournalEntry",
     "LedgerAccount",
     "LedgerChain",
     "LedgerTransfer",
     "Notification",
     "NotificationSettings",
+    "Order",
     "PointsProfile",
     "PriceAlert",
     "ReferralReward",
+    "TradeRecord",
     "User",
     "metadata",
 ]

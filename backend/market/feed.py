@@ -62,7 +62,10 @@ class MarketFeed:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         listeners: Iterable[PriceListener] = (),
+        candles: bool = True,
     ) -> None:
+        """``candles``: publish the candle topics; off when the order books draw them from
+        trades (backend/trading/publish.py)."""
         if interval <= 0:
             raise ValueError("the feed interval must be positive")
         self.publisher = publisher
@@ -75,6 +78,7 @@ class MarketFeed:
         self._windows = {symbol: DayWindow() for symbol in self.markets}
         self._last_step: float | None = None
         self.listeners: list[PriceListener] = list(listeners)
+        self.publish_candles = candles
 
     async def tick(self) -> None:
         """One step: advance by the elapsed time, publish prices and every market's candle, then
@@ -109,7 +113,7 @@ class MarketFeed:
             {"markets": quotes},
             state={"markets": {symbol: dict(quote) for symbol, quote in quotes.items()}},
         )
-        for symbol, current, closed in candle_messages:
+        for symbol, current, closed in candle_messages if self.publish_candles else []:
             market = self.markets[symbol]
             topic = candle_topic(symbol, current.timeframe)
             if closed is not None:

@@ -6,10 +6,11 @@ Rolled back with its cause, it is never sent; committed with it, it is delivered
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, String, literal, select
+from sqlalchemy import JSON, String, bindparam, literal, select
 from sqlmodel import col
 
 from backend.db.engine import insert_for
@@ -20,29 +21,45 @@ from backend.notify.models import Notification, Status
 from backend.users.models import User, utcnow
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    user_id: int
+    kind: str
+    payload: Mapping[str, Any]
+    dedupe_key: str
+
+
 async def enqueue(
     uow: UnitOfWork, user_id: int, kind: str, payload: Mapping[str, Any], dedupe_key: str
 ) -> None:
-    """Queue ``kind`` for the user, unless they blocked the bot or the key was queued before.
+    """Queue ``kind`` for the user, unless they blocked the bot or the key was queued before."""
+    await enqueue_many(uow, [Notice(user_id, kind, payload, dedupe_key)])
 
-    One statement: the chat and language are read from the user row as it is inserted.
+
+async def enqueue_many(uow: UnitOfWork, notices: Sequence[Notice]) -> None:
+    """Queue several notifications with one statement (executed once per notice, in a batch).
+
+    The chat is read from the user row as each is inserted; blocked users get nothing.
     """
-    if kind not in KINDS:
-        raise ValueError(f"no message is written for {kind!r}")
+    if not notices:
+        return
+    for notice in notices:
+        if notice.kind not in KINDS:
+            raise ValueError(f"no message is written for {notice.kind!r}")
     now = utcnow()
-    data = dict(payload)
     rows = select(
         col(User.id),
         col(User.telegram_id),
-        literal(kind, String),
-        literal(dedupe_key[:96], String),
-        literal(data, JSON),
+        bindparam("kind", type_=String),
+        bindparam("dedupe_key", type_=String),
+        bindparam("payload", type_=JSON),
         literal(Status.PENDING.value, String),
         literal(0),
-        literal(now, UTCDateTime()),
-        literal(now, UTCDateTime()),
-    ).where(col(User.id) == user_id, col(User.bot_blocked_at).is_(None))
-    insert = insert_for(uow.session)(Notification).from_select(
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),
+    ).where(col(User.id) == bindparam("user_id"), col(User.bot_blocked_at).is_(None))
+    table = Notification.__table__  # type: ignore[attr-defined]
+    insert = insert_for(uow.session)(table).from_select(
         [
             "user_id",
             "chat_id",
@@ -56,4 +73,17 @@ async def enqueue(
         ],
         rows,
     )
-    await uow.session.exec(insert.on_conflict_do_nothing(index_elements=["dedupe_key"]))
+    params = [
+        {
+            "user_id": notice.user_id,
+            "kind": notice.kind,
+            "dedupe_key": notice.dedupe_key[:96],
+            "payload": dict(notice.payload),
+            "now": now,
+        }
+        for notice in notices
+    ]
+    statement = insert.on_conflict_do_nothing(index_elements=["dedupe_key"])
+    # Core, not the ORM session: a list of parameters is an executemany there.
+    connection = await uow.session.connection()
+    await connection.execute(statement, params)

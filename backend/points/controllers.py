@@ -35,6 +35,7 @@ from backend.points.schemas import (
 )
 from backend.points.service import Points, today_utc
 from backend.resources import Resources
+from backend.trading import queries as trading_queries
 from backend.users.controllers import referral_link
 from backend.users.models import User
 
@@ -57,7 +58,11 @@ class BalancesController(Controller):
         """Every asset's balance: available, locked by open orders or pending transfers, total."""
         async with uow.read() as session:
             found = await queries.balances(session, _user_id(request))
-        return [BalanceView(**balance_view(code, balance)) for code, balance in found.items()]
+            held = await trading_queries.held(session, _user_id(request))
+        return [
+            BalanceView(**balance_view(code, balance, held.get(code, 0)))
+            for code, balance in found.items()
+        ]
 
 
 class PointsController(Controller):

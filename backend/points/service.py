@@ -6,8 +6,8 @@ submit whose transfer ids derive from the cause, so a retried cause never pays t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from sqlmodel import col, select
@@ -21,7 +21,7 @@ from backend.hub.hub import Hub
 from backend.ledger.assets import POINTS
 from backend.ledger.domain import Outcome, TransferRequest, user_account
 from backend.ledger.service import Ledger, TransferRefused, derived_id
-from backend.notify.service import enqueue
+from backend.notify.service import Notice, enqueue, enqueue_many
 from backend.points import referrals
 from backend.points.models import PointsProfile
 from backend.points.referrals import REWARDS_POOL
@@ -36,6 +36,16 @@ class CheckinResult:
     """False when the user had already checked in today."""
     points: int
     streak: int
+
+
+@dataclass(frozen=True, slots=True)
+class Award:
+    user_id: int
+    points: int
+    reason: str
+    cause: str
+    """What the award pays for; the transfer id derives from it (and the reason)."""
+    metadata: Mapping[str, str | int | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +131,61 @@ class Points:
             uow, user_id, points, Reason.WALLET_LINK, str(user_id), metadata, []
         )
 
-    async def award_volume(
-        self, uow: UnitOfWork, user_id: int, fill_id: str, notional_usdt_units: int, *, maker: bool
-    ) -> bool:
-        """Points for a fill's traded notional (maker and taker each earn on their side)."""
-        points = self.rules.volume(notional_usdt_units, maker=maker)
-        side = "maker" if maker else "taker"
-        return await self.award(
-            uow, user_id, points, Reason.VOLUME, f"{fill_id}:{side}", metadata={"fill": fill_id}
+    async def award_many(self, uow: UnitOfWork, awards: Sequence[Award]) -> int:
+        """Several awards and their referral shares as one ledger submit, so a job paying
+        many users (volume points) holds the ledger's locks once and briefly.  Causes paid
+        before are skipped; returns how many awards were paid."""
+        wanted = {derived_id(a.reason, a.cause): a for a in awards if a.points > 0}
+        paid = await self.ledger.stored(uow, list(wanted))
+        todo = sorted(
+            ((award_id, a) for award_id, a in wanted.items() if award_id not in paid),
+            key=lambda item: item[1].user_id,
         )
+        requests: list[TransferRequest] = []
+        owed: list[referrals.Share] = []
+        for award_id, a in todo:
+            requests.append(
+                TransferRequest(
+                    award_id,
+                    a.reason,
+                    a.points,
+                    REWARDS_POOL,
+                    user_account(a.user_id, POINTS.code),
+                    POINTS.code,
+                    metadata=a.metadata,
+                )
+            )
+            if a.reason in Reason.SHARED and (chain := await referrals.referrers(uow, a.user_id)):
+                profile = await self.lock_profile(uow, a.user_id)
+                shares = referrals.shares(
+                    self.settings,
+                    award_id,
+                    a.user_id,
+                    a.points,
+                    chain,
+                    active=profile.activated_at is not None,
+                )
+                requests += [share.request for share in shares]
+                owed += shares
+        if not requests:
+            return 0
+        await self.ledger.submit(uow, requests)
+        uow.session.add_all([share.reward for share in owed])
+        await uow.session.flush()
+        for _, a in todo:
+            self._notify(uow, a.user_id, {"type": "points", "amount": a.points, "reason": a.reason})
+        notices = []
+        for share in owed:
+            event = {
+                "amount": share.request.amount,
+                "level": share.reward.level,
+                "status": share.request.kind.value,
+            }
+            self._notify(uow, share.reward.referrer_id, {"type": "referral_reward", **event})
+            key = f"referral_reward:{share.request.id}"
+            notices.append(Notice(share.reward.referrer_id, "referral_reward", event, key))
+        await enqueue_many(uow, notices)
+        return len(todo)
 
     async def _award(
         self,

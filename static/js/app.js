@@ -52,6 +52,7 @@
     token: () => token,
     user: () => user,
     api,
+    showView: (name, options) => chooseTab(name, options),
   });
 
   // htmx requests carry the same token as api() calls.
@@ -140,26 +141,31 @@
   // --- Tabs -----------------------------------------------------------------
 
   const tabs = Array.from(document.querySelectorAll('#tabbar [role="tab"][data-tab]'));
-  const tabNames = tabs.map((tab) => tab.dataset.tab);
+  // Views outside the tab bar (Settings, behind the header's gear) are panels like the tabs'.
+  const views = Array.from(document.querySelectorAll(".panel[data-view]"), (panel) => panel.dataset.view);
+  const tabNames = [...tabs.map((tab) => tab.dataset.tab), ...views];
 
   function selectTab(name, { focus = false } = {}) {
-    const current = tabs.find((tab) => tab.dataset.tab === name) ?? tabs[0];
-    if (!current) return;
-    for (const tab of tabs) {
-      const active = tab === current;
-      tab.setAttribute("aria-selected", String(active));
-      tab.tabIndex = active ? 0 : -1;
-      const panel = $(`panel-${tab.dataset.tab}`);
-      if (panel) panel.hidden = !active;
+    const view = tabNames.includes(name) ? name : tabNames[0];
+    if (!view) return;
+    for (const other of tabNames) {
+      const panel = $(`panel-${other}`);
+      if (panel) panel.hidden = other !== view;
     }
-    if (focus) current.focus();
+    const current = tabs.find((tab) => tab.dataset.tab === view);
+    for (const tab of tabs) {
+      tab.setAttribute("aria-selected", String(tab === current));
+      // On a view outside the bar, the bar keeps its keyboard stop on the last tab.
+      if (current) tab.tabIndex = tab === current ? 0 : -1;
+    }
+    body.dataset.view = view;
+    if (focus) (current ?? $(`panel-${view}`))?.focus();
   }
 
   function chooseTab(name, options) {
-    const tab = tabs.find((t) => t.dataset.tab === name);
-    if (!tab) return;
-    if (tab.getAttribute("aria-selected") === "true") {
-      if (options?.focus) tab.focus();
+    if (!tabNames.includes(name)) return;
+    if (body.dataset.view === name) {
+      if (options?.focus) selectTab(name, options);
       return;
     }
     selectTab(name, options);
@@ -220,7 +226,12 @@
 
   tg?.onEvent?.("activated", reconnectLive);
 
-  // Inside Telegram the first hash holds tgWebAppData, not a tab name: keep the default.
-  selectTab(tabFromHash() ?? tabNames[0]);
+  // Bot buttons open the app at ?tab=NAME; a #NAME hash (a tab chosen here) wins over it.
+  // Inside Telegram the first hash holds tgWebAppData, not a tab name.
+  const tabFromQuery = () => {
+    const name = new URLSearchParams(window.location.search).get("tab");
+    return tabNames.includes(name) ? name : null;
+  };
+  selectTab(tabFromHash() ?? tabFromQuery() ?? tabNames[0]);
   signIn();
 })();

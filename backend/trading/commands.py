@@ -1,0 +1,166 @@
+"""Requests to a market's writer, refusals, and the journal's encoding of book commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import Conflict, DomainError, NotFound
+from backend.trading.engine import (
+    Amend,
+    Cancel,
+    Command,
+    OrderType,
+    Place,
+    RejectReason,
+    SelfTrade,
+    Side,
+    TimeInForce,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    user_id: int
+    side: Side
+    type: OrderType
+    price: int
+    """Ticks; 0 for a market order."""
+    qty: int
+    tif: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    client_order_id: str | None = None
+    stp: SelfTrade = SelfTrade.CANCEL_NEWEST
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    user_id: int
+    order_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AmendOrder:
+    user_id: int
+    order_id: int
+    price: int | None = None
+    qty: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    """Funds from outside the books (the faucet; later, chain deposits).  Credited in a
+    writer's batch like a trade's proceeds, so the funds mirror and the ledger move together."""
+
+    user_id: int
+    asset: str
+    amount: int
+    source: str
+    """The system account it comes from (``faucet``)."""
+    transfer_id: str
+
+
+OrderRequest = PlaceOrder | CancelOrder | AmendOrder
+"""What users send (and other processes forward)."""
+Request = OrderRequest | Deposit
+
+
+class OrderRejected(DomainError):
+    """The order was not accepted; ``code`` says why (the API's machine-readable reason)."""
+
+    status_code = 400
+
+
+class InsufficientFunds(OrderRejected):
+    status_code = 409
+    code = "insufficient_funds"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+
+class OrderClosed(Conflict):
+    code = "order_closed"
+
+
+# The engine's reasons, as the API names them.
+_REASONS = {
+    RejectReason.INVALID_PRICE: ("invalid_price", "the price is outside what this market takes"),
+    RejectReason.INVALID_QUANTITY: ("invalid_quantity", "the quantity is outside the limits"),
+    RejectReason.INVALID_ORDER: ("invalid_order", "this combination of options is not taken"),
+    RejectReason.BELOW_MIN_NOTIONAL: ("below_min_notional", "the order is below the minimum"),
+    RejectReason.POST_ONLY_WOULD_TAKE: (
+        "post_only_would_take",
+        "a post-only order must not trade on arrival",
+    ),
+    RejectReason.FOK_NOT_FILLABLE: ("fok_not_fillable", "not enough on the book to fill it all"),
+    RejectReason.NO_LIQUIDITY: ("no_liquidity", "nothing on the other side of the book"),
+    RejectReason.UNKNOWN_ORDER: ("order_closed", "the order is no longer open"),
+    RejectReason.NOT_OWNER: ("order_not_found", "no such order"),
+    RejectReason.DUPLICATE_ORDER_ID: ("invalid_order", "duplicate order id"),
+}
+
+
+def rejection(reason: RejectReason) -> DomainError:
+    code, message = _REASONS[reason]
+    if code == "order_closed":
+        return OrderClosed(message)
+    if code == "order_not_found":
+        return OrderNotFound(message)
+    status = 409 if code in ("post_only_would_take", "fok_not_fillable", "no_liquidity") else 400
+    error = OrderRejected(message, code=code)
+    error.status_code = status
+    return error
+
+
+def encode(command: Command) -> dict[str, Any]:
+    """A book command as the journal stores it."""
+    if type(command) is Place:
+        return {
+            "t": "place",
+            "id": command.order_id,
+            "owner": command.owner,
+            "side": command.side.value,
+            "price": command.price,
+            "qty": command.qty,
+            "type": command.type.value,
+            "tif": command.tif.value,
+            "post_only": command.post_only,
+            "stp": command.stp.value,
+            "coid": command.client_order_id,
+            "budget": command.quote_budget,
+        }
+    if type(command) is Cancel:
+        return {"t": "cancel", "id": command.order_id, "owner": command.owner}
+    assert type(command) is Amend
+    return {
+        "t": "amend",
+        "id": command.order_id,
+        "owner": command.owner,
+        "price": command.price,
+        "qty": command.qty,
+    }
+
+
+def decode(data: dict[str, Any]) -> Command:
+    kind = data["t"]
+    if kind == "place":
+        return Place(
+            owner=data["owner"],
+            side=Side(data["side"]),
+            price=data["price"],
+            qty=data["qty"],
+            type=OrderType(data["type"]),
+            tif=TimeInForce(data["tif"]),
+            post_only=data["post_only"],
+            stp=SelfTrade(data["stp"]),
+            order_id=data["id"],
+            client_order_id=data["coid"],
+            quote_budget=data["budget"],
+        )
+    if kind == "cancel":
+        return Cancel(order_id=data["id"], owner=data["owner"])
+    if kind == "amend":
+        return Amend(data["id"], data["owner"], price=data["price"], qty=data["qty"])
+    raise ValueError(f"journal: unknown command {kind!r}")

@@ -1,0 +1,208 @@
+"""Trading as the rest of the app sees it: place, cancel and amend orders; demo funds.
+
+One process runs the books (the one elected for the market feed when Redis is used); it owns a
+writer per market and the funds mirror they share.  Requests reach the writer of their market
+and wait for its group commit; the other processes forward theirs to it (``bus.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import func
+from sqlmodel import select
+
+from backend.config import TradingSettings
+from backend.db.engine import Database
+from backend.errors import Conflict, NotFound
+from backend.hub.hub import Hub
+from backend.ledger.assets import ASSETS
+from backend.ledger.service import Ledger, derived_id
+from backend.trading.commands import CancelOrder, Deposit, OrderRequest
+from backend.trading.funds import Funds
+from backend.trading.markets import TradingMarket, trading_markets
+from backend.trading.models import Order
+from backend.trading.publish import Announcer
+from backend.trading.writer import MarketWriter, Outcome, WriterUnavailable
+
+if TYPE_CHECKING:
+    from backend.trading.bus import TradingBus
+
+log = structlog.get_logger(__name__)
+
+FAUCET = "faucet"
+# What the faucet tops a demo balance up to: enough to trade every market a few times over.
+FAUCET_LEVELS = {
+    "USDT": Decimal("10000"),
+    "TON": Decimal("1000"),
+    "ETH": Decimal("3"),
+    "BNB": Decimal("15"),
+}
+# Each market's number makes its trade ids unique over markets (see desk.TRADE_ID_BITS).
+MARKET_NUMBERS = {"TON-USDT": 1, "ETH-USDT": 2, "BNB-USDT": 3}
+
+
+class UnknownMarket(NotFound):
+    code = "unknown_market"
+
+
+class MarketClosed(Conflict):
+    code = "market_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Topped:
+    asset: str
+    amount: int
+    """Ledger units added (0: the balance was already at the faucet's level)."""
+
+
+class Trading:
+    def __init__(self, db: Database, ledger: Ledger, hub: Hub, settings: TradingSettings) -> None:
+        self.db = db
+        self.ledger = ledger
+        self.settings = settings
+        self.markets: dict[str, TradingMarket] = trading_markets(
+            settings.maker_fee_bps, settings.taker_fee_bps
+        )
+        self.funds = Funds()
+        self.announcer = Announcer(hub, settings.book_depth)
+        self.silent: set[int] = set()
+        self._ids: Iterator[int] = itertools.count(1)
+        self.writers = {
+            symbol: MarketWriter(
+                db,
+                market,
+                MARKET_NUMBERS[symbol],
+                self.funds,
+                self._next_id,
+                self.announcer,
+                ledger,
+                batch_max=settings.batch_max,
+                snapshot_every=settings.snapshot_every,
+                silent=self.silent,
+            )
+            for symbol, market in self.markets.items()
+        }
+        self.running = False
+        self.bus: TradingBus | None = None
+        """With Redis: how the processes that do not run the books reach the one that does."""
+        self.reference: dict[str, int] = {}
+        """The feed's latest price of each market, in ticks."""
+
+    def market(self, symbol: str) -> TradingMarket:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise UnknownMarket(
+                f"no market {symbol!r}; markets: {', '.join(self.markets)}"
+            ) from None
+
+    def held(self, user_id: int, asset: str) -> int:
+        """What the user's open orders hold in escrow (locked in their balance)."""
+        return sum(writer.desk.held[(user_id, asset)] for writer in self.writers.values())
+
+    async def on_reference_prices(self, prices: Mapping[str, int]) -> None:
+        """The feed's tick: candles of quiet minutes follow it; the market maker quotes it."""
+        for symbol, ticks in prices.items():
+            market = self.markets.get(symbol)
+            if market is not None:
+                self.reference[symbol] = ticks
+                await self.announcer.reference(market, ticks)
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    async def start(self, spawn: Callable[..., None]) -> None:
+        """Rebuild every book, then let the writers run (``spawn`` owns their tasks)."""
+        # Other processes may have run the books since this one last did: its mirror is stale.
+        self.funds.forget()
+        for writer in self.writers.values():
+            await writer.recover()
+        async with self.db.reads() as session:
+            stored = (await session.exec(select(func.max(Order.id)))).one() or 0
+        seen = max(writer.desk.book.last_order_id for writer in self.writers.values())
+        self._ids = itertools.count(max(stored, seen) + 1)
+        for symbol, writer in self.writers.items():
+            spawn(writer.run(), f"trading-{symbol}")
+        if self.bus is not None:
+            spawn(self.bus.consume(), "trading-bus")
+        self.running = True
+
+    async def submit(self, symbol: str, request: OrderRequest) -> Outcome:
+        """Here when this process runs the books, else through the bus to the one that does."""
+        if not self.running and self.bus is not None:
+            self.market(symbol)
+            return await self.bus.submit(symbol, request)
+        return await self.submit_here(symbol, request)
+
+    async def submit_here(self, symbol: str, request: OrderRequest) -> Outcome:
+        writer = self.writers[self.market(symbol).symbol]
+        if symbol in self.settings.halted and not isinstance(request, CancelOrder):
+            raise MarketClosed(f"{symbol} is closed to new orders; cancels still work")
+        if not self.running:
+            raise WriterUnavailable("trading is starting: try again in a moment")
+        try:
+            outcome = await asyncio.wait_for(
+                asyncio.shield(writer.submit(request)), self.settings.order_timeout_seconds
+            )
+        except TimeoutError:
+            # The request may still be applied: a retry with the same client order id is safe.
+            raise WriterUnavailable(
+                "the order book is busy; retry with the same client_order_id"
+            ) from None
+        assert outcome is not None  # only a deposit answers None
+        return outcome
+
+    async def top_up(
+        self,
+        user_id: int,
+        assets: Collection[str] | None = None,
+        to: Mapping[str, Decimal] = FAUCET_LEVELS,
+    ) -> list[Topped]:
+        """Demo funds: each asset up to its level in ``to``, out of ``sys:faucet``.  Run by
+        the process that runs the books: its funds mirror must see the credit."""
+        if not self.running and self.bus is not None:
+            topped = await self.bus.top_up(user_id, assets, to)
+            return [Topped(code, amount) for code, amount in topped]
+        return await self.top_up_here(user_id, assets, to)
+
+    async def top_up_here(
+        self,
+        user_id: int,
+        assets: Collection[str] | None = None,
+        to: Mapping[str, Decimal] = FAUCET_LEVELS,
+    ) -> list[Topped]:
+        levels = {code: ASSETS[code].to_units(level) for code, level in to.items()}
+        wanted = [code for code in levels if assets is None or code in assets]
+        async with self.db.reads() as session:
+            probe = Funds()
+            await probe.load(session, [(user_id, code) for code in wanted])
+        moves = []
+        for code in wanted:
+            held = probe.available((user_id, code))
+            if held < levels[code]:
+                moves.append((code, levels[code] - held))
+        if moves:
+            # Through a writer's batch, like a trade's proceeds: the funds mirror and the
+            # ledger take the credit together, however it races with orders in flight.
+            if not self.running:
+                raise WriterUnavailable("trading is starting: try again in a moment")
+            writer = next(iter(self.writers.values()))
+            stamp = uuid.uuid4().hex
+            deposits = [
+                writer.submit(
+                    Deposit(user_id, code, amount, FAUCET, derived_id(FAUCET, f"{stamp}:{code}"))
+                )
+                for code, amount in moves
+            ]
+            await asyncio.gather(*deposits)
+        added = dict(moves)
+        return [Topped(code, added.get(code, 0)) for code in wanted]
