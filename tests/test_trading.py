@@ -47,7 +47,7 @@ from backend.trading.desk import Desk
 from backend.trading.engine import OrderType, SelfTrade, Side, TimeInForce
 from backend.trading.models import Order, OrderStatus, TradeRecord
 from backend.trading.orders import limit_hold
-from backend.trading.service import Trading
+from backend.trading.service import MarketClosed, Trading
 from backend.trading.writer import Outcome, WriterUnavailable
 from backend.users.service import TelegramProfile, sign_in
 from tests.conftest import BACKENDS
@@ -378,6 +378,26 @@ async def test_a_fill_moves_money_through_escrow_to_the_unit(db: Database) -> No
         assert await balance_of(db, seller, "USDT") == minted[seller]["USDT"] + 7_984_000
         assert await balance_of(db, seller, "TON") == minted[seller]["TON"] - 4 * 10**9
         assert posted((await accounts(db)).get(system_account("fees", "USDT"))) == 24_000
+        await assert_consistent(desks, minted)
+
+
+async def test_a_halted_market_refuses_new_orders_and_amends_but_takes_cancels(
+    db: Database,
+) -> None:
+    minted: Minted = defaultdict(Counter)
+    async with running(db, trading_settings(halted=["ETH-USDT"])) as desks:
+        (user,) = await make_users(db, 1)
+        await top_up(desks.trading, user, minted)
+        bid = await desks.submit("TON-USDT", place(user, "buy", 20_000, 100))
+        with pytest.raises(MarketClosed):
+            await desks.submit("ETH-USDT", place(user, "buy", 300_000, 100))
+        # Halting TON-USDT now: the resting bid can be cancelled, not amended.
+        desks.trading.settings.halted.append("TON-USDT")
+        with pytest.raises(MarketClosed) as closed:
+            await desks.submit("TON-USDT", AmendOrder(user, bid.order.id, price=20_001))
+        assert closed.value.code == "market_closed" and closed.value.status_code == 409
+        done = await desks.submit("TON-USDT", CancelOrder(user, bid.order.id))
+        assert done.order.status is OrderStatus.CANCELLED
         await assert_consistent(desks, minted)
 
 
