@@ -43,6 +43,8 @@ STOP_SECONDS = 5.0
 # each minute keeps an expired reservation from holding funds noticeably past its time.
 EXPIRY_SWEEP_SECONDS = 60.0
 EXPIRY_LOOKBACK_MICROS = 3600 * 1_000_000
+# Rebuilding the books replays at most TRADING_SNAPSHOT_EVERY commands per market: seconds.
+MARKETS_START_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class Resources:
     leaderboard_feed: LeaderboardFeed
     trading: Trading
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _markets_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
@@ -77,7 +80,8 @@ class Resources:
         )
         feed = LeaderboardFeed(leaderboard, db, hub)
         ledger = Ledger()
-        trading = Trading(db, ledger, hub, settings.trading)
+        production = settings.app.env is Environment.PRODUCTION
+        trading = Trading(db, ledger, hub, settings.trading, demo=not production)
         if redis is not None and settings.trading.enabled:
             # The processes that do not run the books forward their orders to the one that does.
             trading.bus = TradingBus(trading, redis, settings.redis.url, settings.redis.key_prefix)
@@ -105,17 +109,28 @@ class Resources:
         if self.trading.bus is not None:
             self._spawn(self.trading.bus.listen(), "trading-replies")
         if self.settings.market.feed == "simulator" or self.settings.trading.enabled:
-            self._spawn(self._markets(), "markets")
+            markets = self._spawn(self._markets(), "markets")
+            if self.redis is None:
+                # The only process runs the books: serve once they are rebuilt (or failed to
+                # be), so the first requests after a start are not answered "retry".
+                ready = asyncio.ensure_future(self._markets_ready.wait())
+                await asyncio.wait(
+                    {ready, markets}, timeout=MARKETS_START_SECONDS, return_when="FIRST_COMPLETED"
+                )
+                ready.cancel()
+                if markets.done():
+                    markets.result()
         self._spawn(self.leaderboard_feed.run(), "leaderboard-feed")
         if isinstance(self.leaderboard, RedisLeaderboard):
             self._spawn(self._restore_leaderboard(self.leaderboard), "leaderboard-restore")
         self._spawn(self._expire_pending(), "ledger-expiry")
 
-    def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Background work owned here, cancelled at shutdown."""
         task = asyncio.create_task(job, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _markets(self) -> None:
         """The price feed and the order books run in one process: the only one, or the one
@@ -141,6 +156,7 @@ class Resources:
                     production = self.settings.app.env is Environment.PRODUCTION
                     if self.settings.trading.market_maker and not production:
                         spawn(MarketMaker(self.db, self.trading).run(), "market-maker")
+                self._markets_ready.set()
                 if self.settings.market.feed == "simulator":
                     # Alerts are watched where the prices are made, from the feed's ticks.
                     watcher = AlertWatcher(self.db, self.hub)

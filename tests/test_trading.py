@@ -36,6 +36,7 @@ from backend.hub.hub import Hub
 from backend.ledger.domain import Balance, system_account, user_account
 from backend.ledger.service import Ledger
 from backend.ledger.verify import verify
+from backend.trading import queries
 from backend.trading.commands import (
     AmendOrder,
     CancelOrder,
@@ -398,6 +399,50 @@ async def test_a_halted_market_refuses_new_orders_and_amends_but_takes_cancels(
         assert closed.value.code == "market_closed" and closed.value.status_code == 409
         done = await desks.submit("TON-USDT", CancelOrder(user, bid.order.id))
         assert done.order.status is OrderStatus.CANCELLED
+        await assert_consistent(desks, minted)
+
+
+async def test_a_restarted_process_publishes_the_recovered_book(db: Database) -> None:
+    """The hub keeps no state across a restart of the embedded default: the books must say
+    what they hold again, or the REST book and new subscribers would see it empty."""
+    minted: Minted = defaultdict(Counter)
+    async with running(db) as desks:
+        (user,) = await make_users(db, 1)
+        await top_up(desks.trading, user, minted)
+        await desks.submit("TON-USDT", place(user, "buy", 20_000, 300))
+        await desks.submit("TON-USDT", place(user, "sell", 21_000, 200))
+    async with running(db) as desks:
+        market = desks.trading.market("TON-USDT")
+        shown = await queries.book(desks.trading.announcer.hub.backend, market, 20)
+        assert shown["bids"] == [["2.0000", "3.00"]]
+        assert shown["asks"] == [["2.1000", "2.00"]]
+
+
+async def test_the_faucet_counts_what_orders_hold_and_tops_up_once_at_a_time(
+    db: Database,
+) -> None:
+    minted: Minted = defaultdict(Counter)
+    async with running(db) as desks:
+        (user,) = await make_users(db, 1)
+        await top_up(desks.trading, user, minted)
+        # A resting bid holds most of the USDT: asking again mints nothing.
+        await desks.submit("TON-USDT", place(user, "buy", 20_000, 200_000))
+        again = {t.asset: t.amount for t in await desks.trading.top_up(user)}
+        assert again["USDT"] == 0
+        # Two top-ups at once after a spend: the second sees the first's deposit.
+        await desks.submit("TON-USDT", CancelOrder(user, 1))
+        (seller,) = await make_users(db, 1)
+        await top_up(desks.trading, seller, minted)
+        await desks.submit("TON-USDT", place(seller, "sell", 20_000, 10_000))
+        before = await balance_of(db, user, "USDT")
+        await desks.submit("TON-USDT", place(user, "buy", 20_000, 10_000, tif=TimeInForce.IOC))
+        spent = before - await balance_of(db, user, "USDT")
+        assert spent > 0
+        twice = await asyncio.gather(desks.trading.top_up(user), desks.trading.top_up(user))
+        for answer in twice:
+            for topped in answer:
+                minted[user][topped.asset] += topped.amount
+        assert sum(t.amount for answer in twice for t in answer if t.asset == "USDT") == spent
         await assert_consistent(desks, minted)
 
 

@@ -11,9 +11,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import redis.asyncio as aioredis
 
@@ -21,7 +23,7 @@ from backend.ledger.assets import ASSETS
 from backend.trading.bus import Ask
 from backend.trading.commands import PlaceOrder
 from backend.trading.engine import OrderType, Side
-from backend.trading.service import FAUCET_LEVELS, Trading
+from backend.trading.service import Trading
 from tests.conftest import REDIS_PREFIX, RunningServer, Server, make_settings, temporary_database
 from tests.helpers import signed_in
 
@@ -65,6 +67,12 @@ async def two_instances(
         )
         async with RunningServer(settings) as first, RunningServer(settings) as second:
             yield first, second, prefix
+
+
+async def _usdt(http: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Decimal]:
+    balances = (await http.get("/api/balances", headers=headers)).json()
+    usdt = next(b for b in balances if b["asset"] == "USDT")
+    return {"available": Decimal(usdt["available"]), "locked": Decimal(usdt["locked"])}
 
 
 def order(side: str, qty: str, price: str, **extra: Any) -> dict[str, Any]:
@@ -135,20 +143,27 @@ async def test_either_instance_takes_orders(
             gone = await on_follower.delete(f"/api/orders/{order_id}", headers=as_alice)
             assert gone.status_code == 409 and gone.json()["error"] == "order_closed"
 
-            # The faucet through the follower reaches the leader's funds mirror: after a
-            # resting order holds most of Alice's USDT, a top-up makes room for another.
-            held = await on_follower.post(
-                "/api/orders", json=order("buy", "1800", "5"), headers=as_alice
+            # The faucet through the follower reaches the leader's funds mirror: Alice spends
+            # USDT on Bob's resting offer, tops up, and can then place what she could not.
+            spent = await on_follower.post(
+                "/api/orders", json=order("buy", "10", "6"), headers=as_alice
             )
-            assert held.status_code == 201, held.text
+            assert spent.status_code == 201 and spent.json()["status"] == "filled", spent.text
+            usdt = await _usdt(on_follower, as_alice)
             topped = await on_follower.post("/api/faucet", headers=as_alice)
             assert topped.status_code == 200, topped.text
+            added = Decimal(next(t["added"] for t in topped.json() if t["asset"] == "USDT"))
+            assert added > 0
+            after = await _usdt(on_follower, as_alice)
+            assert after["available"] == usdt["available"] + added
             funds = _trading(leader).funds
             pair = (alice["id"], "USDT")
-            level = ASSETS["USDT"].to_units(FAUCET_LEVELS["USDT"])
-            assert not funds.known(pair) or funds.available(pair) == level
+            mirrored = ASSETS["USDT"].to_units(after["available"])
+            assert not funds.known(pair) or funds.available(pair) == mirrored
+            # More than she had before the top-up, at a price that rests.
+            qty = int(usdt["available"] / 4) + 2
             more = await on_follower.post(
-                "/api/orders", json=order("buy", "1000", "5"), headers=as_alice
+                "/api/orders", json=order("buy", str(qty), "4"), headers=as_alice
             )
             assert more.status_code == 201, more.text
 

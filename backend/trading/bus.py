@@ -31,7 +31,7 @@ import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from backend.errors import DomainError
+from backend.errors import DomainError, Forbidden
 from backend.trading.commands import AmendOrder, CancelOrder, OrderRequest, PlaceOrder
 from backend.trading.orders import OrderState
 from backend.trading.writer import Outcome, WriterUnavailable
@@ -244,7 +244,11 @@ class TradingBus:
             return
         try:
             if isinstance(body, TopUp):
-                topped = await self.trading.top_up_here(body.user_id, body.assets, body.levels)
+                # The faucet's own levels, whatever the message says: Redis is trusted to carry
+                # requests, not to set how much is minted.
+                if not self.trading.settings.faucet:
+                    raise Forbidden("the faucet is for the demo only", code="faucet_off")
+                topped = await self.trading.top_up_here(body.user_id, body.assets)
                 answer = Answer(ask.id, topped=[(t.asset, t.amount) for t in topped])
             else:
                 outcome = await self.trading.submit_here(ask.market, body)

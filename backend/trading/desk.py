@@ -16,7 +16,7 @@ against the ledger.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,8 +59,6 @@ from backend.users.models import utcnow
 
 ESCROW = "escrow"
 FEES = "fees"
-# Trade ids are unique over markets: the market's number above the book's own trade counter.
-TRADE_ID_BITS = 40
 
 
 @dataclass(slots=True)
@@ -76,12 +74,16 @@ class Batch:
     deltas: dict[tuple[Side, int], int] = field(default_factory=dict)
     pairs: set[Pair] = field(default_factory=set)
     """Balances this batch moves: held in the mirror until it commits."""
+    credits: Counter[Pair] = field(default_factory=Counter)
+    """Added to the mirror once the batch has committed."""
 
 
 class Desk:
-    def __init__(self, market: TradingMarket, number: int, book: Book, funds: Funds) -> None:
+    def __init__(
+        self, market: TradingMarket, book: Book, funds: Funds, next_trade_id: Callable[[], int]
+    ) -> None:
         self.market = market
-        self.number = number
+        self.next_trade_id = next_trade_id
         self.book = book
         self.funds = funds
         self.orders: dict[int, OrderState] = {}
@@ -110,7 +112,7 @@ class Desk:
 
     def _deposit(self, request: Deposit, batch: Batch) -> None:
         pair = (request.user_id, request.asset)
-        self.funds.credit(pair, request.amount)
+        batch.credits[pair] += request.amount
         batch.pairs.add(pair)
         batch.transfers.append(
             TransferRequest(
@@ -270,7 +272,7 @@ class Desk:
                 batch,
             )
         now = utcnow()
-        trade_id = (self.number << TRADE_ID_BITS) + trade.trade_id
+        trade_id = self.next_trade_id()
         batch.trades.append(
             {
                 "id": trade_id,
@@ -346,7 +348,7 @@ class Desk:
             self.funds.debit(pair, amount)
             self._transfer(user, escrow, pair[1], amount, "order_hold", batch)
         else:
-            self.funds.credit(pair, -amount)
+            batch.credits[pair] += -amount
             self._transfer(escrow, user, pair[1], -amount, "order_release", batch)
         batch.pairs.add(pair)
         order.reserved += amount
@@ -356,7 +358,7 @@ class Desk:
     def _pay(self, source: str, pair: Pair, amount: int, batch: Batch) -> None:
         if amount <= 0:
             return
-        self.funds.credit(pair, amount)
+        batch.credits[pair] += amount
         batch.pairs.add(pair)
         self._transfer(
             system_account(source, pair[1]), user_account(*pair), pair[1], amount, "trade", batch

@@ -2,19 +2,25 @@
 
 The risk check happens before matching and must not wait for the database, so the writers
 check and debit this mirror synchronously; the ledger then records the same moves in the
-batch's transaction.  The mirror starts from the ledger (``load``) and only the trading
-writers debit a trading asset, so it never shows more than the ledger holds.  Credits from
-outside (the faucet, later deposits) go through ``external_credit``.
+batch's transaction.  The mirror starts from the ledger (``load``), and only the books debit a
+trading asset, so it never shows more than the ledger holds:
 
-A pair with moves not yet committed ("in flight") is never reloaded: the ledger does not show
-those moves yet, and reading it would undo them.  A load whose pair moved while it read is
-dropped for the same reason (each move bumps the pair's version).
+* a debit (an order's hold) counts at once, so no two orders spend the same money;
+* a credit (a trade's proceeds, a released hold, a deposit) counts only once its batch has
+  committed (``settle``): another market's batch may commit first, and must not spend money
+  the ledger does not show yet;
+* a batch that fails forgets the balances it touched (``drop``): the ledger refused something
+  the mirror allowed, or the database is down, and either way the next use reads the ledger.
+
+A pair with moves in flight is never reloaded: the ledger does not show those moves yet, and
+reading it would undo them.  A load whose pair moved while it read is dropped for the same
+reason (each move bumps the pair's version).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import bindparam, text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,22 +55,6 @@ class Funds:
         self._available[pair] = left
         self._version[pair] += 1
 
-    def credit(self, pair: Pair, amount: int) -> None:
-        """A credit from a trade or a released reservation.  A pair not loaded yet is left
-        alone: the ledger will show the credit when it is loaded after the commit."""
-        if pair in self._available:
-            self._available[pair] += amount
-        self._version[pair] += 1
-
-    def external_credit(self, pair: Pair, amount: int) -> None:
-        """A committed credit from outside the writers: forget the pair (the next load reads
-        it), unless moves in flight keep the mirror authoritative."""
-        if self._in_flight[pair]:
-            self._available[pair] += amount
-        else:
-            self._available.pop(pair, None)
-        self._version[pair] += 1
-
     def hold(self, pairs: Iterable[Pair]) -> None:
         """These pairs have moves about to be written: do not reload them until ``release``."""
         self._in_flight.update(pairs)
@@ -73,13 +63,29 @@ class Funds:
         self._in_flight.subtract(pairs)
         self._in_flight = +self._in_flight
 
+    def settle(self, credits: Mapping[Pair, int]) -> None:
+        """A batch committed: its credits count now.  A pair not loaded yet is left alone
+        (the ledger shows the credit when it is loaded)."""
+        for pair, amount in credits.items():
+            if pair in self._available:
+                self._available[pair] += amount
+            self._version[pair] += 1
+
+    def drop(self, pairs: Iterable[Pair]) -> None:
+        """A batch failed: these balances are read from the ledger again when next needed."""
+        for pair in pairs:
+            self._available.pop(pair, None)
+            self._version[pair] += 1
+
     def reloadable(self, pair: Pair) -> bool:
         return not self._in_flight[pair]
 
     def forget(self) -> None:
-        """After a failed batch: the mirror may be ahead of the ledger; start again from it."""
+        """Before this process starts running the books: others may have run them since.
+        Versions are kept, so a load that began before still sees that its pair moved."""
+        for pair in self._available:
+            self._version[pair] += 1
         self._available.clear()
-        self._version.clear()
 
     async def load(self, session: AsyncSession, pairs: Iterable[Pair]) -> None:
         """Read these pairs' available balances from the ledger (0 for an unused account)."""

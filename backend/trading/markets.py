@@ -78,11 +78,12 @@ class TradingMarket:
         # Plain decimals only: "1e3", "NaN" and "Infinity" are not prices a person types.
         if not value.is_finite() or any(c not in "0123456789." for c in text) or value <= 0:
             raise InvalidAmount(code, f"{what} must be a positive decimal, got {text!r}")
+        # Before dividing: a value of forty digits is past what Decimal's context divides.
+        if value > step * largest:
+            raise InvalidAmount(code, f"{what} {text} is too large")
         steps, remainder = divmod(value, step)
         if remainder:
             raise InvalidAmount(code, f"{what} {text} is not a multiple of {step}")
-        if steps > largest:
-            raise InvalidAmount(code, f"{what} {text} is too large")
         return int(steps)
 
 

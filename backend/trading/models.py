@@ -89,7 +89,7 @@ class TradeRecord(SQLModel, table=True):
     )
 
     id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    """``market id * 2**40 + the book's trade number``: unique over markets, ordered within one."""
+    """Assigned by the trading writers, increasing over all markets (newest is highest)."""
     market: str = Field(sa_column=Column(String(16), nullable=False))
     price: int = Field(sa_column=Column(BigInteger, nullable=False))
     qty: int = Field(sa_column=Column(BigInteger, nullable=False))

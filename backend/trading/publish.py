@@ -50,20 +50,23 @@ def depth_view(market: TradingMarket, desk: Desk, depth: int) -> dict[str, Any]:
     }
 
 
+Message = tuple[Kind, dict[str, Any], dict[str, Any] | None]
+Messages = dict[str, list[Message]]
+"""Per topic, the messages to publish in order (kind, data, the topic's state after it)."""
+
+
 class Announcer:
     def __init__(self, hub: Hub, depth: int) -> None:
         self.hub = hub
         self.depth = depth
         self.candles: dict[str, LiveCandle] = {}
 
-    async def __call__(self, desk: Desk, batch: Batch) -> None:
-        """Each topic's messages in order; different topics at once (each publish is a round
-        trip to Redis, and a batch touches many users)."""
+    def prepare(self, desk: Desk, batch: Batch) -> Messages:
+        """What a committed batch announces, built at once: the book and orders as this batch
+        left them, before the next batch changes them."""
         market = desk.market
         symbol = market.symbol
-        messages: dict[str, list[tuple[Kind, dict[str, Any], dict[str, Any] | None]]] = defaultdict(
-            list
-        )
+        messages: Messages = defaultdict(list)
         if batch.deltas:
             levels: dict[str, list[list[str]]] = {"bids": [], "asks": []}
             for (side, price), qty in sorted(batch.deltas.items()):
@@ -83,6 +86,11 @@ class Announcer:
                 for trade in batch.trades
             ]
             messages[f"trades:{symbol}"].append(("event", {"trades": tape}, None))
+            for trade in batch.trades:
+                at = trade["at"].timestamp()
+                self._fold(market, trade["price"], trade["qty"], at, True, messages)
+            wire = candle_wire(market, self.candles[symbol])
+            messages[candle_topic(symbol)].append(("delta", {"candle": wire}, wire))
         # One message per trader per batch: their changed orders and their fills.
         mine: dict[int, dict[str, Any]] = defaultdict(lambda: {"orders": [], "fills": []})
         for order in batch.orders.values():
@@ -103,39 +111,47 @@ class Announcer:
             )
         for user_id, changes in mine.items():
             messages[f"user:{user_id}"].append(("event", {"type": "trading", **changes}, None))
-        await asyncio.gather(*(self._send(topic, queue) for topic, queue in messages.items()))
-        if batch.trades:
-            for trade in batch.trades:
-                ts = trade["at"].timestamp()
-                await self._candle(market, trade["price"], trade["qty"], ts, publish=False)
-            await self._publish_candle(market)
+        return messages
 
-    async def _send(
-        self, topic: str, queue: list[tuple[Kind, dict[str, Any], dict[str, Any] | None]]
-    ) -> None:
+    async def send(self, messages: Messages) -> None:
+        """Each topic's messages in order; different topics at once (each publish is a round
+        trip to Redis, and a batch touches many users)."""
+        await asyncio.gather(*(self._send(topic, queue) for topic, queue in messages.items()))
+
+    async def _send(self, topic: str, queue: list[Message]) -> None:
         for kind, data, state in queue:
             await self.hub.publish(topic, kind, data, state=state)
 
+    async def book(self, desk: Desk) -> None:
+        """The whole book, as after a restart: subscribers and the REST book start from it."""
+        depth = depth_view(desk.market, desk, self.depth)
+        await self.hub.publish(book_topic(desk.market.symbol), "snapshot", depth, state=depth)
+
     async def reference(self, market: TradingMarket, ticks: int) -> None:
         """The feed's price: it moves the current candle only while the minute has no trade."""
-        await self._candle(market, ticks, 0, time.time(), traded=False)
+        messages: Messages = defaultdict(list)
+        if self._fold(market, ticks, 0, time.time(), False, messages):
+            wire = candle_wire(market, self.candles[market.symbol])
+            messages[candle_topic(market.symbol)].append(("delta", {"candle": wire}, wire))
+        await self.send(messages)
 
-    async def _candle(
+    def _fold(
         self,
         market: TradingMarket,
         ticks: int,
         lots: int,
         at: float,
-        *,
-        traded: bool = True,
-        publish: bool = True,
-    ) -> None:
+        traded: bool,
+        messages: Messages,
+    ) -> bool:
+        """Fold a price into the current candle (closing the last one if a minute passed);
+        False when a reference price is ignored because trades draw this minute."""
         minute = int(at // MINUTE_SECONDS) * MINUTE_SECONDS
         candle = self.candles.get(market.symbol)
-        topic = candle_topic(market.symbol)
         if candle is None or minute > candle.open_time:
             if candle is not None:
-                await self.hub.publish(topic, "event", {"closed": candle_wire(market, candle)})
+                closed = {"closed": candle_wire(market, candle)}
+                messages[candle_topic(market.symbol)].append(("event", closed, None))
             candle = LiveCandle(minute, ticks, ticks, ticks, ticks)
             self.candles[market.symbol] = candle
         elif traded and candle.trades == 0:
@@ -143,18 +159,13 @@ class Announcer:
             # take over from here (the open stays, so candles still join up).
             candle.high = candle.low = ticks
         elif not traded and candle.trades:
-            return
+            return False
         candle.high, candle.low = max(candle.high, ticks), min(candle.low, ticks)
         candle.close = ticks
         if traded:
             candle.volume += lots
             candle.trades += 1
-        if publish:
-            await self._publish_candle(market)
-
-    async def _publish_candle(self, market: TradingMarket) -> None:
-        wire = candle_wire(market, self.candles[market.symbol])
-        await self.hub.publish(candle_topic(market.symbol), "delta", {"candle": wire}, state=wire)
+        return True
 
 
 def candle_wire(market: TradingMarket, candle: LiveCandle) -> dict[str, Any]:

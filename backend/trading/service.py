@@ -21,14 +21,14 @@ from sqlmodel import select
 
 from backend.config import TradingSettings
 from backend.db.engine import Database
-from backend.errors import Conflict, NotFound
+from backend.errors import Conflict, Forbidden, NotFound
 from backend.hub.hub import Hub
 from backend.ledger.assets import ASSETS
 from backend.ledger.service import Ledger, derived_id
 from backend.trading.commands import CancelOrder, Deposit, OrderRequest
 from backend.trading.funds import Funds
 from backend.trading.markets import TradingMarket, trading_markets
-from backend.trading.models import Order
+from backend.trading.models import Order, TradeRecord
 from backend.trading.publish import Announcer
 from backend.trading.writer import MarketWriter, Outcome, WriterUnavailable
 
@@ -45,8 +45,8 @@ FAUCET_LEVELS = {
     "ETH": Decimal("3"),
     "BNB": Decimal("15"),
 }
-# Each market's number makes its trade ids unique over markets (see desk.TRADE_ID_BITS).
-MARKET_NUMBERS = {"TON-USDT": 1, "ETH-USDT": 2, "BNB-USDT": 3}
+# A faucet call waits this long for its deposits before answering "retry".
+FAUCET_TIMEOUT_SECONDS = 10.0
 
 
 class UnknownMarket(NotFound):
@@ -65,8 +65,19 @@ class Topped:
 
 
 class Trading:
-    def __init__(self, db: Database, ledger: Ledger, hub: Hub, settings: TradingSettings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        ledger: Ledger,
+        hub: Hub,
+        settings: TradingSettings,
+        *,
+        demo: bool = True,
+    ) -> None:
+        """``demo``: demo funds may be minted (the faucet, the market maker): never in
+        production."""
         self.db = db
+        self.demo = demo
         self.ledger = ledger
         self.settings = settings
         self.markets: dict[str, TradingMarket] = trading_markets(
@@ -76,13 +87,15 @@ class Trading:
         self.announcer = Announcer(hub, settings.book_depth)
         self.silent: set[int] = set()
         self._ids: Iterator[int] = itertools.count(1)
+        self._trade_ids: Iterator[int] = itertools.count(1)
+        self._faucet_locks: dict[int, asyncio.Lock] = {}
         self.writers = {
             symbol: MarketWriter(
                 db,
                 market,
-                MARKET_NUMBERS[symbol],
                 self.funds,
                 self._next_id,
+                self._next_trade_id,
                 self.announcer,
                 ledger,
                 batch_max=settings.batch_max,
@@ -120,17 +133,27 @@ class Trading:
     def _next_id(self) -> int:
         return next(self._ids)
 
+    def _next_trade_id(self) -> int:
+        """Trade ids increase over all markets, so "newest first" is by id."""
+        return next(self._trade_ids)
+
     async def start(self, spawn: Callable[..., None]) -> None:
         """Rebuild every book, then let the writers run (``spawn`` owns their tasks)."""
-        # Other processes may have run the books since this one last did: its mirror is stale.
+        # Other processes may have run the books since this one last did: its mirror is stale,
+        # and requests queued in its last term were answered "retry" by now.
         self.funds.forget()
+        for writer in self.writers.values():
+            writer.drop_queued()
         for writer in self.writers.values():
             await writer.recover()
         async with self.db.reads() as session:
             stored = (await session.exec(select(func.max(Order.id)))).one() or 0
+            traded = (await session.exec(select(func.max(TradeRecord.id)))).one() or 0
         seen = max(writer.desk.book.last_order_id for writer in self.writers.values())
         self._ids = itertools.count(max(stored, seen) + 1)
+        self._trade_ids = itertools.count(traded + 1)
         for symbol, writer in self.writers.items():
+            await self.announcer.book(writer.desk)
             spawn(writer.run(), f"trading-{symbol}")
         if self.bus is not None:
             spawn(self.bus.consume(), "trading-bus")
@@ -151,10 +174,11 @@ class Trading:
             raise WriterUnavailable("trading is starting: try again in a moment")
         try:
             outcome = await asyncio.wait_for(
-                asyncio.shield(writer.submit(request)), self.settings.order_timeout_seconds
+                writer.submit(request), self.settings.order_timeout_seconds
             )
         except TimeoutError:
-            # The request may still be applied: a retry with the same client order id is safe.
+            # Cancelled with the wait: skipped if its batch had not started, else it may still
+            # be placed, and a retry with the same client order id finds it.
             raise WriterUnavailable(
                 "the order book is busy; retry with the same client_order_id"
             ) from None
@@ -180,29 +204,41 @@ class Trading:
         assets: Collection[str] | None = None,
         to: Mapping[str, Decimal] = FAUCET_LEVELS,
     ) -> list[Topped]:
+        if not self.demo:
+            raise Forbidden("demo funds are never minted in production", code="faucet_off")
         levels = {code: ASSETS[code].to_units(level) for code, level in to.items()}
         wanted = [code for code in levels if assets is None or code in assets]
-        async with self.db.reads() as session:
-            probe = Funds()
-            await probe.load(session, [(user_id, code) for code in wanted])
-        moves = []
-        for code in wanted:
-            held = probe.available((user_id, code))
-            if held < levels[code]:
-                moves.append((code, levels[code] - held))
-        if moves:
-            # Through a writer's batch, like a trade's proceeds: the funds mirror and the
-            # ledger take the credit together, however it races with orders in flight.
-            if not self.running:
-                raise WriterUnavailable("trading is starting: try again in a moment")
-            writer = next(iter(self.writers.values()))
-            stamp = uuid.uuid4().hex
-            deposits = [
-                writer.submit(
-                    Deposit(user_id, code, amount, FAUCET, derived_id(FAUCET, f"{stamp}:{code}"))
-                )
-                for code, amount in moves
-            ]
-            await asyncio.gather(*deposits)
+        # One top-up per user at a time: two at once would both see the balance low.
+        lock = self._faucet_locks.setdefault(user_id, asyncio.Lock())
+        async with lock:
+            async with self.db.reads() as session:
+                probe = Funds()
+                await probe.load(session, [(user_id, code) for code in wanted])
+            moves = []
+            for code in wanted:
+                # What open orders hold counts too: placing orders does not refill the faucet.
+                has = probe.available((user_id, code)) + self.held(user_id, code)
+                if has < levels[code]:
+                    moves.append((code, levels[code] - has))
+            if moves:
+                await self._deposit(user_id, moves)
         added = dict(moves)
         return [Topped(code, added.get(code, 0)) for code in wanted]
+
+    async def _deposit(self, user_id: int, moves: list[tuple[str, int]]) -> None:
+        """Through a writer's batch, like a trade's proceeds: the funds mirror and the ledger
+        take the credit together, however it races with orders in flight."""
+        if not self.running:
+            raise WriterUnavailable("trading is starting: try again in a moment")
+        writer = next(iter(self.writers.values()))
+        stamp = uuid.uuid4().hex
+        deposits = [
+            writer.submit(
+                Deposit(user_id, code, amount, FAUCET, derived_id(FAUCET, f"{stamp}:{code}"))
+            )
+            for code, amount in moves
+        ]
+        try:
+            await asyncio.wait_for(asyncio.gather(*deposits), FAUCET_TIMEOUT_SECONDS)
+        except TimeoutError:
+            raise WriterUnavailable("the order books are busy: try again") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -28,9 +28,12 @@ from backend.trading.markets import TradingMarket
 from backend.trading.models import BookSnapshot, JournalEntry, Order, OrderStatus
 from backend.trading.orders import OrderState
 from backend.trading.persist import persist
+from backend.trading.publish import Announcer, Messages
 
 log = structlog.get_logger(__name__)
 
+# Requests waiting for one market's writer; past this, new ones are answered "retry" at once.
+QUEUE_MAX = 20_000
 # Committed batches waiting to be published; past this the writer waits for the publisher
 # (backpressure: a slow hub slows order entry rather than growing memory without bound).
 ANNOUNCE_BACKLOG = 100
@@ -54,19 +57,15 @@ class Pending:
     answer: asyncio.Future[Outcome | None]
 
 
-Announce = Callable[[Desk, Batch], Any]
-"""Called after a batch commits, to publish what it changed (see ``publish.py``)."""
-
-
 class MarketWriter:
     def __init__(
         self,
         db: Database,
         market: TradingMarket,
-        number: int,
         funds: Funds,
         next_id: Callable[[], int],
-        announce: Announce,
+        next_trade_id: Callable[[], int],
+        announcer: Announcer,
         ledger: Ledger,
         *,
         batch_max: int,
@@ -77,22 +76,33 @@ class MarketWriter:
         self.ledger = ledger
         self.silent = silent
         self.market = market
-        self.number = number
         self.funds = funds
         self.next_id = next_id
-        self.announce = announce
+        self.next_trade_id = next_trade_id
+        self.announcer = announcer
         self.batch_max = batch_max
         self.snapshot_every = snapshot_every
-        self.desk = Desk(market, number, Book(market.spec), funds)
-        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
-        self._announcements: asyncio.Queue[Batch] = asyncio.Queue(ANNOUNCE_BACKLOG)
+        self.desk = Desk(market, Book(market.spec), funds, next_trade_id)
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue(QUEUE_MAX)
+        self._announcements: asyncio.Queue[Messages] = asyncio.Queue(ANNOUNCE_BACKLOG)
 
     async def submit(self, request: Request) -> Outcome | None:
         """The order after ``request`` was applied and committed (None for a deposit);
         raises DomainError."""
         answer: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Pending(request, answer))
+        try:
+            self._queue.put_nowait(Pending(request, answer))
+        except asyncio.QueueFull:
+            raise WriterUnavailable("the order book is overloaded: try again shortly") from None
+        # Cancelled (the caller timed out) before its batch: the writer skips it.
         return await answer
+
+    def drop_queued(self) -> None:
+        """Answer every queued request "retry" (a new term starts with an empty queue)."""
+        pending = []
+        while not self._queue.empty():
+            pending.append(self._queue.get_nowait())
+        self._fail(pending)
 
     async def recover(self) -> None:
         """The book from its newest snapshot plus the journal after it; the open orders and
@@ -129,7 +139,7 @@ class MarketWriter:
                 f"{symbol}: the book and the orders table disagree: "
                 f"{len(resting ^ set(orders))} orders differ"
             )
-        self.desk = Desk(self.market, self.number, book, self.funds)
+        self.desk = Desk(self.market, book, self.funds, self.next_trade_id)
         self.desk.adopt(orders)
         log.info("trading_book_recovered", market=symbol, seq=book.seq, open=len(orders))
 
@@ -157,13 +167,17 @@ class MarketWriter:
 
     async def _announce_all(self) -> None:
         while True:
-            batch = await self._announcements.get()
+            messages = await self._announcements.get()
             try:
-                await self.announce(self.desk, batch)
+                await self.announcer.send(messages)
             except Exception:
                 log.exception("trading_announce_failed", market=self.market.symbol)
 
     async def _write(self, pending: list[Pending]) -> None:
+        # A request whose sender gave up (timed out, disconnected) before its turn is not run.
+        pending = [item for item in pending if not item.answer.done()]
+        if not pending:
+            return
         await self._load_funds(pending)
         earlier = await self._placed_before(pending)
         batch = Batch()
@@ -180,7 +194,8 @@ class MarketWriter:
             result: Outcome | DomainError | None
             try:
                 order = self.desk.apply(request, order_id, batch)
-                result = None if order is None else Outcome(order, True)
+                # A copy: the next batch may change the live order before this answer is read.
+                result = None if order is None else Outcome(replace(order), True)
             except DomainError as refused:
                 result = refused
             results.append(result)
@@ -193,6 +208,7 @@ class MarketWriter:
             self._answer(pending, results)
             return
         self.funds.hold(batch.pairs)
+        committed = False
         try:
             seq = self.desk.book.seq
             snapshot = None
@@ -200,11 +216,18 @@ class MarketWriter:
                 snapshot = self.desk.book.snapshot()
             async with unit_of_work(self.db) as uow:
                 await persist(uow, self.ledger, self.market, batch, snapshot, self.silent)
+            committed = True
         finally:
             self.funds.release(batch.pairs)
+            if committed:
+                self.funds.settle(batch.credits)
+            else:
+                self.funds.drop(batch.pairs)
+        # Built now, before the next batch changes the book: what goes out is what committed.
+        messages = self.announcer.prepare(self.desk, batch)
         self._answer(pending, results)
         # Waits only when announcing has fallen far behind: the writer slows to its pace.
-        await self._announcements.put(batch)
+        await self._announcements.put(messages)
 
     async def _load_funds(self, pending: list[Pending]) -> None:
         """Read the balances this batch's risk checks need and the mirror lacks, and re-read
@@ -259,11 +282,12 @@ class MarketWriter:
                 )
 
     async def _rebuild(self) -> None:
-        """After a failed commit the book and the mirror are ahead of the database."""
-        self.funds.forget()
+        """After a failed commit the book is ahead of the database (the mirror forgot the
+        balances the batch touched, in ``_write``)."""
         while True:
             try:
                 await self.recover()
+                await self.announcer.book(self.desk)
                 return
             except Exception:
                 log.exception("trading_recover_failed", market=self.market.symbol)
