@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from backend.config import TradingSettings
 from backend.db.engine import Database
@@ -33,9 +33,12 @@ from backend.db.uow import unit_of_work
 from backend.errors import DomainError
 from backend.hub.backends.memory import MemoryBackend
 from backend.hub.hub import Hub
+from backend.i18n import translator
 from backend.ledger.domain import Balance, system_account, user_account
 from backend.ledger.service import Ledger
 from backend.ledger.verify import verify
+from backend.notify.messages import render
+from backend.notify.models import Notification
 from backend.trading import queries
 from backend.trading.commands import (
     AmendOrder,
@@ -444,6 +447,37 @@ async def test_the_faucet_counts_what_orders_hold_and_tops_up_once_at_a_time(
                 minted[user][topped.asset] += topped.amount
         assert sum(t.amount for answer in twice for t in answer if t.asset == "USDT") == spent
         await assert_consistent(desks, minted)
+
+
+async def test_fills_queue_order_filled_messages_in_the_batch_but_not_for_the_maker_bot(
+    db: Database,
+) -> None:
+    minted: Minted = defaultdict(Counter)
+    async with running(db) as desks:
+        buyer, seller, bot = await make_users(db, 3)
+        for user in (buyer, seller, bot):
+            await top_up(desks.trading, user, minted)
+        await desks.submit("TON-USDT", place(seller, "sell", 52_000, 150))
+        await desks.submit("TON-USDT", place(buyer, "buy", 52_000, 150))
+        desks.trading.silent.add(bot)
+        await desks.submit("TON-USDT", place(bot, "sell", 52_100, 100))
+        await desks.submit("TON-USDT", place(buyer, "buy", 52_100, 100))
+        async with db.reads() as session:
+            rows = (
+                await session.exec(
+                    select(Notification)
+                    .where(col(Notification.kind) == "order_filled")
+                    .order_by(col(Notification.id))
+                )
+            ).all()
+        seen = [(row.user_id, row.payload) for row in rows]
+        assert seen == [
+            (seller, {"market": "TON-USDT", "side": "sell", "qty": "1.50", "price": "5.2000"}),
+            (buyer, {"market": "TON-USDT", "side": "buy", "qty": "1.50", "price": "5.2000"}),
+            (buyer, {"market": "TON-USDT", "side": "buy", "qty": "1.00", "price": "5.2100"}),
+        ]
+        text = render("order_filled", rows[1].payload, translator("en"))
+        assert text == "✅ Bought 1.50 TON at 5.2000"
 
 
 async def test_a_market_buy_with_funds_to_spare_fills_in_full(db: Database) -> None:

@@ -48,10 +48,65 @@
     return data;
   }
 
+  // Reconnect after 0.5 s, doubling to 30 s: a restarting server is not hammered by every tab.
+  const RETRY_MIN_MS = 500;
+  const RETRY_MAX_MS = 30_000;
+
+  // One live-hub socket (/ws JSON protocol) for a tab's script. On each open it subscribes to
+  // topics() and then calls onOpen({ reconnected }); each JSON object frame goes to onFrame;
+  // a dropped socket comes back with exponential back-off and jitter. Returns send() (only
+  // while open), connect() (the first time) and reconnect() (a fresh socket now).
+  function hubSocket({ topics, onFrame, onOpen }) {
+    let socket = null;
+    let retries = 0;
+
+    function connect() {
+      const scheme = location.protocol === "https:" ? "wss" : "ws";
+      // After a reload the session cookie signs the socket in.
+      const query = token ? `?token=${encodeURIComponent(token)}` : "";
+      const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
+      socket = ws;
+      ws.addEventListener("open", () => {
+        ws.send(JSON.stringify({ op: "subscribe", topics: topics() }));
+        // Whatever happened while the socket was down is the caller's to fetch again.
+        const reconnected = retries > 0;
+        retries = 0;
+        onOpen?.({ reconnected });
+      });
+      ws.addEventListener("message", (event) => {
+        let frame;
+        try { frame = JSON.parse(event.data); } catch { return; }
+        if (frame && typeof frame === "object") onFrame(frame);
+      });
+      ws.addEventListener("close", () => {
+        if (socket !== ws) return;
+        socket = null;
+        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** retries++);
+        setTimeout(connect, delay * (0.75 + Math.random() / 2));
+      });
+    }
+
+    // Back from the background a phone's socket may be silently dead: start a fresh one now.
+    function reconnect() {
+      const old = socket;
+      socket = null;
+      old?.close();
+      retries = 1;
+      connect();
+    }
+
+    function send(operation) {
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(operation));
+    }
+
+    return { connect, reconnect, send };
+  }
+
   window.SimplRefQ = Object.freeze({
     token: () => token,
     user: () => user,
     api,
+    hubSocket,
     showView: (name, options) => chooseTab(name, options),
   });
 

@@ -13,9 +13,6 @@
   // One balance change sends a balance event, a points event and a leaderboard frame within
   // milliseconds: refetch once after the burst.
   const REFRESH_DELAY_MS = 300;
-  // Reconnect after 0.5 s, doubling to 30 s: a restarting server is not hammered by every tab.
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 30_000;
   const REASONS = {
     checkin: "Daily check-in", first_trade: "First trade", wallet_link: "Wallet linked",
     volume: "Trading volume", referral: "Referral reward", grant: "Bonus",
@@ -219,46 +216,22 @@
 
   // --- Live updates -------------------------------------------------------------
 
-  let socket = null;
-  let retries = 0;
-
-  function connect() {
-    const token = app.token(); // after a reload the session cookie signs the socket in
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = token ? `?token=${encodeURIComponent(token)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
-    socket = ws;
-    ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ op: "subscribe", topics: [`user:${app.user().id}`, "leaderboard"] }));
-      // Whatever happened while the socket was down is fetched again.
-      if (retries > 0) refreshSoon();
-      retries = 0;
-    });
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try { frame = JSON.parse(event.data); } catch { return; }
+  const hub = app.hubSocket({
+    topics: () => [`user:${app.user().id}`, "leaderboard"],
+    // Whatever happened while the socket was down is fetched again.
+    onOpen: ({ reconnected }) => { if (reconnected) refreshSoon(); },
+    onFrame(frame) {
       if (frame.topic === "leaderboard" && Array.isArray(frame.data?.top)) renderBoard(frame.data.top);
       else if (frame.topic?.startsWith("user:")) {
         const kind = frame.data?.type;
         if (kind === "points" || kind === "referral_reward" || (kind === "balance" && frame.data.asset === "PTS")) refreshSoon();
       }
-    });
-    ws.addEventListener("close", () => {
-      if (socket !== ws) return;
-      socket = null;
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** retries++);
-      setTimeout(connect, delay * (0.75 + Math.random() / 2));
-    });
-  }
+    },
+  });
 
   // Back from the background a phone's socket may be silently dead: start a fresh one now.
   tg?.onEvent?.("activated", () => {
-    if (!started) return;
-    const old = socket;
-    socket = null;
-    old?.close();
-    retries = 1;
-    connect();
+    if (started) hub.reconnect();
   });
 
   // --- Start: once signed in and the panel is first shown -----------------------
@@ -268,7 +241,7 @@
     started = true;
     $("points").dataset.state = "loading";
     refresh();
-    connect();
+    hub.connect();
   }
 
   document.body.addEventListener("simplrefq:signed-in", start);

@@ -14,9 +14,6 @@
   // A time input reports every field typed (hours, then minutes): save once the typing stops.
   const TIME_SAVE_DELAY_MS = 600;
   const FIRED_SHOWN = 5;
-  // Same back-off as the Points tab: 0.5 s, doubling to 30 s.
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 30_000;
   const DEFAULT_QUIET = { start: "22:00", end: "07:00" };
   const deviceZone = (() => {
     try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; } catch { return null; }
@@ -377,9 +374,6 @@
 
   // --- Live updates: fired alerts on the user's topic, prices for the form -------------
 
-  let socket = null;
-  let retries = 0;
-
   function onFrame(frame) {
     if (frame.topic === "prices") {
       for (const [symbol, quote] of Object.entries(frame.data?.markets ?? {})) {
@@ -391,37 +385,15 @@
     }
   }
 
-  function connect() {
-    const token = app.token();
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = token ? `?token=${encodeURIComponent(token)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
-    socket = ws;
-    ws.addEventListener("open", () => {
-      ws.send(JSON.stringify({ op: "subscribe", topics: [`user:${app.user().id}`, "prices"] }));
-      if (retries > 0) refreshAlerts(); // an alert may have fired while the socket was down
-      retries = 0;
-    });
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try { frame = JSON.parse(event.data); } catch { return; }
-      onFrame(frame);
-    });
-    ws.addEventListener("close", () => {
-      if (socket !== ws) return;
-      socket = null;
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** retries++);
-      setTimeout(connect, delay * (0.75 + Math.random() / 2));
-    });
-  }
+  const hub = app.hubSocket({
+    topics: () => [`user:${app.user().id}`, "prices"],
+    // An alert may have fired while the socket was down.
+    onOpen: ({ reconnected }) => { if (reconnected) refreshAlerts(); },
+    onFrame,
+  });
 
   tg?.onEvent?.("activated", () => {
-    if (!started) return;
-    const old = socket;
-    socket = null;
-    old?.close();
-    retries = 1;
-    connect();
+    if (started) hub.reconnect();
   });
 
   // --- Start: once signed in and the panel is first shown; alerts again on each showing -----
@@ -432,7 +404,7 @@
     $("settings").dataset.state = "loading";
     $("alert-submit").disabled = false;
     buildZones();
-    connect();
+    hub.connect();
     const loads = [loadSettings().catch((error) => { notifyError(error); }), refreshAlerts()];
     await Promise.all(loads);
     $("settings").dataset.state = "ready";

@@ -19,9 +19,6 @@
   const BOOK_DEPTH = 20;
   // Several fills of one order land within milliseconds: one buzz for the burst.
   const BUZZ_GAP_MS = 800;
-  // Reconnect after 0.5 s, doubling to 30 s, as points.js does.
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 30_000;
   const MARKET_KEY = "simplrefq.trade.market";
   // Every decimal is held as BigInt units of 10**-18: more places than any asset has.
   const SCALE = 18;
@@ -732,14 +729,22 @@
   // --- Live updates -------------------------------------------------------------------------------
 
   const marketTopics = (symbol) => [`book:${symbol}`, `trades:${symbol}`, `candles:${symbol}:1m`];
-  let socket = null;
-  let retries = 0;
   const seqs = new Map(); // topic → the last seq applied
   let wanted = new Set();
-
-  function send(operation) {
-    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(operation));
-  }
+  const hub = app.hubSocket({
+    topics: () => [...wanted],
+    onOpen({ reconnected }) {
+      // A fresh socket numbers its frames afresh (the hub has just sent the subscribe; its answers come later).
+      seqs.clear();
+      // Whatever happened while the socket was down is fetched again.
+      if (reconnected && spec) {
+        loadMarket(spec.symbol);
+        loadAccount();
+      }
+    },
+    onFrame,
+  });
+  const send = (operation) => hub.send(operation);
 
   function resubscribe(old) {
     const topics = marketTopics(spec.symbol);
@@ -787,35 +792,6 @@
     } else if (data.type === "balance") {
       setBalance(data);
     }
-  }
-
-  function connect() {
-    const token = app.token(); // after a reload the session cookie signs the socket in
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = token ? `?token=${encodeURIComponent(token)}` : "";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
-    socket = ws;
-    ws.addEventListener("open", () => {
-      seqs.clear();
-      ws.send(JSON.stringify({ op: "subscribe", topics: [...wanted] }));
-      // Whatever happened while the socket was down is fetched again.
-      if (retries > 0 && spec) {
-        loadMarket(spec.symbol);
-        loadAccount();
-      }
-      retries = 0;
-    });
-    ws.addEventListener("message", (event) => {
-      let frame;
-      try { frame = JSON.parse(event.data); } catch { return; }
-      if (frame && typeof frame === "object") onFrame(frame);
-    });
-    ws.addEventListener("close", () => {
-      if (socket !== ws) return;
-      socket = null;
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** retries++);
-      setTimeout(connect, delay * (0.75 + Math.random() / 2));
-    });
   }
 
   // --- Events -------------------------------------------------------------------------------------
@@ -905,11 +881,7 @@
   // Back from the background a phone's socket may be silently dead: start a fresh one now.
   tg?.onEvent?.("activated", () => {
     if (root.dataset.state !== "ready") return start();
-    const old = socket;
-    socket = null;
-    old?.close();
-    retries = 1;
-    connect();
+    hub.reconnect();
   });
 
   // --- Start: once signed in and the panel is first shown ------------------------------------------
@@ -947,7 +919,7 @@
     ensureChart();
     setType(form.type);
     const market = chooseMarket(savedMarket());
-    connect();
+    hub.connect();
     await Promise.all([market, loadAccount()]);
     root.dataset.state = "ready";
   }
