@@ -223,7 +223,10 @@ async def test_the_apps_market_feed_fires_alerts(
     feed = {"feed": "simulator", "interval_seconds": 0.05}
     # A prefix of its own: the feed's leader lease outlives the server by a few seconds.
     redis = {"key_prefix": f"{REDIS_PREFIX}-alerts"}
-    settings = make_settings(tmp_path, **with_backend(backend, market=feed, redis=redis))
+    # No books here: the session's server runs them on this database, and a second process
+    # running them would take the term from it (backend/trading/term.py).
+    env = with_backend(backend, market=feed, redis=redis, trading={"enabled": False})
+    settings = make_settings(tmp_path, **env)
     async with RunningServer(settings) as server, server.client() as client:
         user, auth = await signed_in(client, telegram_id)
         async with websockets.connect(ws_url(server), additional_headers=auth) as ws:

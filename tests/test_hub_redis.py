@@ -28,16 +28,19 @@ from tests.test_hub import receive, send, subscribe, ws_url
 def redis_settings(tmp_path: Path, postgres_url: str, redis_url: str, name: str) -> Settings:
     """PostgreSQL + Redis, with Redis keys of this test alone."""
     redis = {"url": redis_url, "key_prefix": f"{REDIS_PREFIX}-{name}"}
-    return make_settings(tmp_path, database={"url": postgres_url}, redis=redis)
+    # No books: the session's server runs them on this database (one term at a time).
+    return make_settings(
+        tmp_path, database={"url": postgres_url}, redis=redis, trading={"enabled": False}
+    )
 
 
 async def test_the_market_feed_streams_prices_and_candles(
     backend: dict[str, Any], tmp_path: Path
 ) -> None:
-    env = with_backend(backend, market={"feed": "simulator", "interval_seconds": 0.05})
+    market = {"feed": "simulator", "interval_seconds": 0.05}
+    env = with_backend(backend, market=market, trading={"enabled": False})
     if "redis" in env:
-        # Keys of its own: the session's server runs the order books, so it holds the lease on
-        # the shared prefix that would let this server run the feed.
+        # Keys of its own: the session's server holds the feed's lease on the shared prefix.
         env["redis"] = {**env["redis"], "key_prefix": f"{REDIS_PREFIX}-feed"}
     settings = make_settings(tmp_path, **env)
     async with RunningServer(settings) as server, websockets.connect(ws_url(server)) as ws:
@@ -68,6 +71,7 @@ async def test_one_feed_runs_however_many_servers_share_redis(
         database={"url": postgres_url},
         redis={"url": redis_url, "key_prefix": prefix},
         market={"feed": "simulator", "interval_seconds": 0.1},
+        trading={"enabled": False},
     )
     async with RunningServer(settings) as first, RunningServer(settings):
         await asyncio.sleep(0.5)

@@ -480,6 +480,24 @@ async def test_fills_queue_order_filled_messages_in_the_batch_but_not_for_the_ma
         assert text == "✅ Bought 1.50 TON at 5.2000"
 
 
+async def test_a_deposed_leader_writes_nothing_once_its_successor_started() -> None:
+    """Two processes running the books at once (a stalled leader that lost its lease): the
+    one that started last holds the term, and the other's batches write nothing.  PostgreSQL
+    only: the embedded SQLite default is a single process."""
+    minted: Minted = defaultdict(Counter)
+    async with fresh_database("postgres") as db, running(db) as old:
+        (user,) = await make_users(db, 1)
+        await top_up(old.trading, user, minted)
+        async with running(db) as new:
+            assert new.trading.term == old.trading.term + 1
+            with pytest.raises(WriterUnavailable) as refused:
+                await old.submit("TON-USDT", place(user, "buy", 20_000, 100))
+            assert refused.value.code == "retry"
+            placed = await new.submit("TON-USDT", place(user, "buy", 20_000, 100))
+            assert placed.created and placed.order.id == 1
+            await assert_consistent(new, minted)
+
+
 async def test_a_market_buy_with_funds_to_spare_fills_in_full(db: Database) -> None:
     minted: Minted = defaultdict(Counter)
     async with running(db) as desks:

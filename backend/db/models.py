@@ -9,7 +9,7 @@ from backend.audit.models import AuditEntry
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
-from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord
+from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord, TradingTerm
 from backend.users.models import User
 
 metadata = SQLModel.metadata
@@ -28,6 +28,7 @@ __all__ = [
     "PriceAlert",
     "ReferralReward",
     "TradeRecord",
+    "TradingTerm",
     "User",
     "metadata",
 ]

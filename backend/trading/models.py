@@ -127,3 +127,13 @@ class BookSnapshot(SQLModel, table=True):
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class TradingTerm(SQLModel, table=True):
+    """The books' current term: bumped by each process that starts running them, and checked
+    by every batch, so a deposed leader cannot write after its successor has started."""
+
+    __tablename__ = "trading_terms"
+
+    id: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    term: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -30,6 +30,7 @@ from backend.trading.funds import Funds
 from backend.trading.markets import TradingMarket, trading_markets
 from backend.trading.models import Order, TradeRecord
 from backend.trading.publish import Announcer
+from backend.trading.term import begin_term
 from backend.trading.writer import MarketWriter, Outcome, WriterUnavailable
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class Trading:
                 self._next_trade_id,
                 self.announcer,
                 ledger,
+                lambda: self.term,
                 batch_max=settings.batch_max,
                 snapshot_every=settings.snapshot_every,
                 silent=self.silent,
@@ -105,6 +107,8 @@ class Trading:
             for symbol, market in self.markets.items()
         }
         self.running = False
+        self.term = 0
+        """This process's term running the books (``term.py``)."""
         self.bus: TradingBus | None = None
         """With Redis: how the processes that do not run the books reach the one that does."""
         self.reference: dict[str, int] = {}
@@ -144,6 +148,8 @@ class Trading:
         self.funds.forget()
         for writer in self.writers.values():
             writer.drop_queued()
+        # Waits for a predecessor's batches in flight; after it, theirs write nothing.
+        self.term = await begin_term(self.db)
         for writer in self.writers.values():
             await writer.recover()
         async with self.db.reads() as session:

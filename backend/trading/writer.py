@@ -29,6 +29,7 @@ from backend.trading.models import BookSnapshot, JournalEntry, Order, OrderStatu
 from backend.trading.orders import OrderState
 from backend.trading.persist import persist
 from backend.trading.publish import Announcer, Messages
+from backend.trading.term import check_term
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +68,7 @@ class MarketWriter:
         next_trade_id: Callable[[], int],
         announcer: Announcer,
         ledger: Ledger,
+        term: Callable[[], int],
         *,
         batch_max: int,
         snapshot_every: int,
@@ -74,6 +76,7 @@ class MarketWriter:
     ) -> None:
         self.db = db
         self.ledger = ledger
+        self.term = term
         self.silent = silent
         self.market = market
         self.funds = funds
@@ -215,6 +218,8 @@ class MarketWriter:
             if seq // self.snapshot_every > (seq - len(batch.journal)) // self.snapshot_every:
                 snapshot = self.desk.book.snapshot()
             async with unit_of_work(self.db) as uow:
+                # First: the term's shared lock makes a successor's start wait for this batch.
+                await check_term(uow, self.term())
                 await persist(uow, self.ledger, self.market, batch, snapshot, self.silent)
             committed = True
         finally:
