@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
 from sqlmodel import col, select
 
 from backend.config import TradingSettings
@@ -55,6 +54,7 @@ from backend.trading.service import MarketClosed, Trading
 from backend.trading.writer import Outcome, WriterUnavailable
 from backend.users.service import TelegramProfile, sign_in
 from tests.conftest import BACKENDS
+from tests.test_ledger import counters as accounts
 from tests.test_ledger import open_database
 
 TRADED = ("USDT", "TON", "ETH", "BNB")
@@ -149,24 +149,6 @@ async def grant(desks: Desks, user: int, asset: str, amount: str, minted: Minted
 
 
 # --- reading the books ----------------------------------------------------------------------
-
-
-async def accounts(db: Database) -> dict[str, tuple[int, int, int, int]]:
-    """Logical account key → (debits_pending, debits_posted, credits_pending, credits_posted),
-    a system account's shards summed."""
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    async with db.engine.connect() as connection:
-        rows = await connection.execute(
-            text(
-                "SELECT key, debits_pending, debits_posted, credits_pending, credits_posted "
-                "FROM ledger_accounts"
-            )
-        )
-        for row in rows:
-            key = row.key.rsplit(":", 1)[0] if row.key.startswith("sys:") else row.key
-            for index, value in enumerate(row[1:]):
-                totals[key][index] += value
-    return {key: (v[0], v[1], v[2], v[3]) for key, v in totals.items()}
 
 
 def posted(account: tuple[int, int, int, int] | None) -> int:

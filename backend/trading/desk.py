@@ -15,6 +15,7 @@ against the ledger.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -207,7 +208,7 @@ class Desk:
         events = self.book.apply(command)
         seq = self.book.seq
         batch.journal.append((seq, encode(command)))
-        self._transfer_ids = (f"{self.market.symbol}:{seq}:{n}" for n in range(1_000_000))
+        self._transfer_ids = (f"{self.market.symbol}:{seq}:{n}" for n in itertools.count())
         if events and type(events[0]) is Rejected:
             raise rejection(events[0].reason)
         for event in events:
