@@ -26,8 +26,11 @@ from backend.auth.sessions import build_auth
 from backend.config import ROOT, Settings, load_settings
 from backend.deps import dependencies
 from backend.errors import exception_handlers
+from backend.hub.connection import SocketRegistry
 from backend.hub.controllers import HubController
+from backend.inputs import check_request
 from backend.notify.controllers import NotificationSettingsController, NotifyAdminController
+from backend.openapi import document_errors
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
 from backend.ops.metrics import MetricsController, prometheus
@@ -71,6 +74,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         resources = Resources.open(settings)
         app.state.resources = resources
         await resources.start()
+        sockets = SocketRegistry(resources.hub, resources.db, auth, settings)
+        sockets.start()
+        app.state.sockets = sockets
         bot_runtime = None
         if settings.bot.token:
             from bot.runtime import BotRuntime
@@ -92,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             if bot_runtime is not None:
                 await bot_runtime.close()
+            await sockets.close()
             await resources.close()
 
     handlers: list[ControllerRouterHandler] = [
@@ -133,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=dependencies,
         guards=[same_origin_guard, rate_limit_guard],
         exception_handlers=exception_handlers,
+        before_request=check_request,
         middleware=[
             DefineMiddleware(RequestContextMiddleware, access_log=settings.log.requests),
             prometheus.middleware,
@@ -163,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,  # configure_logging() owns logging: JSON lines, no queue thread
         debug=False,
     )
+    document_errors(app)
     app.state.auth = auth
     app.state.settings = settings
     return app

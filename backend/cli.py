@@ -25,6 +25,9 @@ MAX_WS_FRAME_BYTES = 64 * 1024
 # Compression would deflate every frame once per client, undoing the hub's encode-once fan-out;
 # the frames are small JSON, so the bytes saved are few.
 WS_DEFLATE = False
+# uvicorn's sans-I/O WebSocket protocol with the hub's hand-off (backend/hub/wire.py); named by
+# its import path so that worker processes load it themselves.
+WS_PROTOCOL = "backend.hub.wire:HubProtocol"
 
 
 def _settings() -> Settings:
@@ -75,10 +78,11 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         host=host,
         port=port,
         workers=workers,
-        proxy_headers=True,
+        proxy_headers=bool(settings.app.forwarded_allow_ips),
         forwarded_allow_ips=settings.app.forwarded_allow_ips,
         ws_max_size=MAX_WS_FRAME_BYTES,
         ws_per_message_deflate=WS_DEFLATE,
+        ws=WS_PROTOCOL,
         log_config=None,
         access_log=False,
     )

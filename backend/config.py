@@ -1,7 +1,7 @@
 """Typed settings, read once from the environment and injected where needed.
 
 Each group has its own environment prefix (``APP_``, ``DATABASE_``, ``REDIS_``, ``AUTH_``,
-``BOT_``, ``RATELIMIT_``, ``LOG_``).  The README documents every field as a table.
+``HUB_``, ``BOT_``, ``RATELIMIT_``, ``LOG_``).  The README documents every field as a table.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ class AppSettings(BaseSettings):
     """Folder for the embedded SQLite database."""
     demo_login: bool = True
     """Offer a demo user where Telegram is absent (a normal browser). Never in production."""
-    forwarded_allow_ips: str = "127.0.0.1"
-    """Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated; the TLS proxy)."""
+    forwarded_allow_ips: str = ""
+    """Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated addresses of the TLS
+    proxy). Empty trusts none: otherwise anything on the host could pick its own address past
+    the per-address limits. Behind a proxy, set it, or every client shares the proxy's address."""
     metrics_allow_ips: str = "127.0.0.1,::1"
     """Client addresses that may read /metrics (comma-separated; `*` for any)."""
 
@@ -103,11 +105,23 @@ class AuthSettings(BaseSettings):
     def telegram_public_key_bytes(self) -> bytes:
         return bytes.fromhex(self.telegram_public_key)
 
+    socket_recheck_seconds: float = Field(default=30.0, gt=0)
+    """An open WebSocket re-checks its session this often (and at its expiry): a revoked or
+    expired session loses its private topics within this time."""
+
     cookie_secure: bool = True
     """Send the session cookie only over HTTPS (browsers also allow it on localhost)."""
     cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     """Inside Telegram the page sends its token as a header, so no cross-site cookie is needed;
     `none` is refused in production (it would expose cookie-authenticated writes to CSRF)."""
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_")
+
+    max_sockets_per_address: int = Field(default=32, ge=1)
+    """Open WebSockets per client address and server process (a family's phones behind one
+    NAT each hold one or two); the next one is closed with 4029."""
 
 
 class BotSettings(BaseSettings):
@@ -275,6 +289,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     bot: BotSettings = Field(default_factory=BotSettings)
+    hub: HubSettings = Field(default_factory=HubSettings)
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     market: MarketSettings = Field(default_factory=MarketSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)

@@ -8,7 +8,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +28,15 @@ class DomainError(Exception):
 
 class BadRequest(DomainError):
     """The request itself is malformed."""
+
+
+class NulCharacter(BadRequest):
+    """PostgreSQL cannot store U+0000 in text; SQLite can, so both refuse it alike."""
+
+    code = "nul_character"
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"{where}: text may not contain the NUL character (U+0000)")
 
 
 class Unauthorized(DomainError):
@@ -108,24 +117,47 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 # PostgreSQL's codes for a transaction that lost a race (deadlock, serialization failure):
 # nothing was written, and the same request will very likely pass when sent again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+# Text PostgreSQL will not store (a NUL).  The edge refuses it first (backend/inputs.py); this
+# catches whatever reaches the database another way.
+BAD_TEXT_SQLSTATES = frozenset({"22021"})
 
 
-def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate not in RETRYABLE_SQLSTATES:
-        return internal_error_handler(request, exc)
-    log.warning("transaction_lost_race", path=request.url.path, sqlstate=sqlstate)
+def _unavailable(code: str, detail: str) -> Response[Any]:
     return Response(
-        error_body(HTTP_503_SERVICE_UNAVAILABLE, "retry", "busy, nothing was changed: try again"),
+        error_body(HTTP_503_SERVICE_UNAVAILABLE, code, detail),
         status_code=HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "1"},
         media_type=MediaType.JSON,
     )
 
 
+def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in RETRYABLE_SQLSTATES:
+        log.warning("transaction_lost_race", path=request.url.path, sqlstate=sqlstate)
+        return _unavailable("retry", "busy, nothing was changed: try again")
+    if exc.connection_invalidated or isinstance(exc, InterfaceError | OperationalError):
+        # A connection the server closed (restart, failover, idle kill): SQLAlchemy has
+        # dropped it and the pool reconnects, so the same request passes when sent again.
+        log.warning("database_unavailable", path=request.url.path, error=str(exc.orig))
+        return _unavailable("db_unavailable", "the database is unavailable: try again shortly")
+    if sqlstate in BAD_TEXT_SQLSTATES:
+        return domain_error_handler(request, NulCharacter("text"))
+    return internal_error_handler(request, exc)
+
+
+def connection_error_handler(
+    request: Request[Any, Any, Any], exc: ConnectionError
+) -> Response[Any]:
+    """The database refused or dropped a new connection (asyncpg raises OSError's kind)."""
+    log.warning("connection_failed", path=request.url.path, error=str(exc))
+    return _unavailable("db_unavailable", "the database is unavailable: try again shortly")
+
+
 exception_handlers: dict[Any, Any] = {
     DomainError: domain_error_handler,
     HTTPException: http_error_handler,
     DBAPIError: database_error_handler,
+    ConnectionError: connection_error_handler,
     Exception: internal_error_handler,
 }

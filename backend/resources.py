@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -13,6 +14,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend.alerts.watcher import AlertWatcher
 from backend.auth.ratelimit import RateLimiter
+from backend.auth.service import prune_sessions
 from backend.config import Environment, Settings
 from backend.db.engine import Database
 from backend.hub.backends.memory import MemoryBackend
@@ -45,6 +47,10 @@ EXPIRY_SWEEP_SECONDS = 60.0
 EXPIRY_LOOKBACK_MICROS = 3600 * 1_000_000
 # Rebuilding the books replays at most TRADING_SNAPSHOT_EVERY commands per market: seconds.
 MARKETS_START_SECONDS = 60.0
+# Dead sessions (expired, and revoked ones once expired) are only kept for the lookup that
+# refuses them, which the token's own expiry already does: an hourly sweep keeps the table to
+# about a day of sign-ins.
+SESSION_PRUNE_SECONDS = 3600.0
 
 
 @dataclass(slots=True)
@@ -124,6 +130,7 @@ class Resources:
         if isinstance(self.leaderboard, RedisLeaderboard):
             self._spawn(self._restore_leaderboard(self.leaderboard), "leaderboard-restore")
         self._spawn(self._expire_pending(), "ledger-expiry")
+        self._spawn(self._prune_sessions(), "session-prune")
 
     def _spawn(self, job: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Background work owned here, cancelled at shutdown."""
@@ -209,6 +216,16 @@ class Resources:
                 log.exception("ledger_expiry_failed")
                 continue
             since = started - EXPIRY_LOOKBACK_MICROS
+
+    async def _prune_sessions(self) -> None:
+        while True:
+            await asyncio.sleep(SESSION_PRUNE_SECONDS)
+            try:
+                async with self.db.sessions() as session:
+                    await prune_sessions(session, before=datetime.now(UTC))
+                    await session.commit()
+            except Exception:
+                log.exception("session_prune_failed")  # the next sweep catches up
 
     async def close(self) -> None:
         for task in self._tasks:

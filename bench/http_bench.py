@@ -133,8 +133,11 @@ async def sign_in_all(base: str, lines: list[str]) -> list[dict[str, object]]:
         return await asyncio.gather(*(one(line) for line in lines))
 
 
-def grant_script(folder: Path, env: dict[str, str], signed: list[dict[str, Any]]) -> Path:
-    """Make the first signed-in user an admin; a wrk script granting points to the others."""
+def grant_script(
+    folder: Path, env: dict[str, str], signed: list[dict[str, Any]], sign_in_again: Any
+) -> Path:
+    """Make the first signed-in user an admin; a wrk script granting points to the others.
+    The role change ends the admin's sessions, so ``sign_in_again()`` brings a new token."""
     admin = signed[0]["user"]
     subprocess.run(
         [
@@ -148,8 +151,7 @@ def grant_script(folder: Path, env: dict[str, str], signed: list[dict[str, Any]]
         check=True,
         capture_output=True,
     )
-    # The token carries no role (it is read per request), so the earlier one is still good.
-    token = signed[0]["token"]
+    token = sign_in_again()[0]["token"]
     ids = ",".join(str(answer["user"]["id"]) for answer in signed[1:])
     script = folder / "grant.lua"
     script.write_text(WRK_GRANT_SCRIPT % (ids, uuid.uuid4().hex[:8], token))
@@ -220,7 +222,10 @@ def main() -> None:
             signed = asyncio.run(
                 sign_in_all(base, (Path(tmp) / "returning.txt").read_text().splitlines())
             )
-            grants = grant_script(Path(tmp), env, signed)
+            lines = (Path(tmp) / "returning.txt").read_text().splitlines()
+            grants = grant_script(
+                Path(tmp), env, signed, lambda: asyncio.run(sign_in_all(base, lines[:1]))
+            )
             page = wrk(base + "/", args.seconds, args.connections)
             page_alone = wrk(base + "/", args.seconds, 1)
             signin = wrk(base, args.seconds, args.connections, returning)

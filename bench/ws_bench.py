@@ -2,7 +2,8 @@
 
 Starts the production server command (uvicorn, several workers, PostgreSQL + Redis) in its own
 process group and opens --clients real WebSocket connections from --procs load-generator
-processes, each client subscribed to one of --topics trade topics.  A publisher process of its
+processes (bench/wsclient.py: a lean client, so that the generators' own cost stays small),
+each client subscribed to one of --topics trade topics.  A publisher process of its
 own publishes through the Redis hub backend, as any server process would, with the send time in
 every payload.  Prints connections held, frames delivered per second, delivery latency, sequence
 gaps and the server's memory per idle connection, beside the targets.
@@ -28,19 +29,19 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.server import create_database, drop_database, wait_ready  # noqa: E402
+from bench.wsclient import LeanClient  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 # Handshakes 200 at a time (split over the load generators) stay well inside uvicorn's listen
@@ -86,14 +87,14 @@ SUBSCRIBE = '{"op": "subscribe", "topics": ["%s"]}'
 
 
 class Client:
-    __slots__ = ("first", "last", "missing", "reader", "topic", "ws")
+    __slots__ = ("answer", "conn", "first", "last", "missing", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self.first = self.last = 0  # seq of the subscribed answer; last seq received
         self.missing: set[int] = set()  # seqs skipped over and not (yet) received
-        self.ws: ClientConnection | None = None
-        self.reader: asyncio.Task[None] | None = None
+        self.conn: LeanClient | None = None
+        self.answer: asyncio.Future[Frame] | None = None
 
 
 class Tally:
@@ -122,38 +123,47 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _read(client: Client, ws: ClientConnection, tally: Tally) -> None:
+def _reader(client: Client, tally: Tally) -> Callable[[bytes], None]:
+    """What a client does with each text message: check its seq, time it."""
     histogram = tally.histogram
-    try:
-        async for raw in ws:
-            now = time.time_ns()
-            frame = _decode(raw)
-            if frame.data is None:
-                if frame.op == "error":
-                    tally.errors[frame.code] += 1
-                continue
-            latency = max(0, now - frame.data.t)
-            micros = latency // 1000
-            histogram[micros // 10 if micros < 100_000 else FINE_BUCKETS + micros // 1000] += 1
-            tally.frames += 1
-            tally.last_ns = now
-            if latency > tally.max_ns:
-                tally.max_ns = latency
-            seq = frame.seq
-            if seq == client.last + 1:
-                client.last = seq
-            elif seq > client.last:
-                client.missing.update(range(client.last + 1, seq))
-                client.last = seq
-            elif seq in client.missing:
-                client.missing.discard(seq)
-                tally.out_of_order += 1
-            else:
-                tally.duplicated += 1
-    except ConnectionClosed:
-        pass
-    code = ws.close_code
-    tally.closed[f"code {code} {ws.close_reason}" if code else "without a close frame"] += 1
+
+    def on_text(raw: bytes) -> None:
+        now = time.time_ns()
+        frame = _decode(raw)
+        if frame.data is None:
+            answer = client.answer
+            if answer is not None and not answer.done():
+                answer.set_result(frame)
+            elif frame.op == "error":
+                tally.errors[frame.code] += 1
+            return
+        latency = max(0, now - frame.data.t)
+        micros = latency // 1000
+        histogram[micros // 10 if micros < 100_000 else FINE_BUCKETS + micros // 1000] += 1
+        tally.frames += 1
+        tally.last_ns = now
+        if latency > tally.max_ns:
+            tally.max_ns = latency
+        seq = frame.seq
+        if seq == client.last + 1:
+            client.last = seq
+        elif seq > client.last:
+            client.missing.update(range(client.last + 1, seq))
+            client.last = seq
+        elif seq in client.missing:
+            client.missing.discard(seq)
+            tally.out_of_order += 1
+        else:
+            tally.duplicated += 1
+
+    return on_text
+
+
+def _count_close(client: Client, tally: Tally) -> None:
+    conn = client.conn
+    assert conn is not None
+    code = conn.close_code
+    tally.closed[f"code {code} {conn.close_reason}" if code else "without a close frame"] += 1
 
 
 async def _probe_lag(tally: Tally) -> None:
@@ -165,35 +175,39 @@ async def _probe_lag(tally: Tally) -> None:
 
 
 async def _open(
-    client: Client, uri: str, limit: float, gate: asyncio.Semaphore, tally: Tally
+    client: Client, address: tuple[str, int], limit: float, gate: asyncio.Semaphore, tally: Tally
 ) -> str | None:
     """Connect and subscribe; the reason it failed, or None."""
+    loop = asyncio.get_running_loop()
     async with gate:
-        ws, stage = None, "opening"
+        conn, stage = None, "opening"
         try:
             async with asyncio.timeout(limit):
-                # No compression (the server has it off) and no client pings: the server's
-                # own pings keep the connection alive and a busy client is not cut off.
-                ws = await connect(uri, compression=None, proxy=None, ping_interval=None)
+                client.answer = loop.create_future()
+                host = f"{address[0]}:{address[1]}"
+                _, conn = await loop.create_connection(
+                    lambda: LeanClient(host, "/ws", _reader(client, tally)), *address
+                )
+                await conn.opened
                 stage = "subscribing"
-                await ws.send(SUBSCRIBE % client.topic)
-                answer = _decode(await ws.recv())
+                conn.send_text(SUBSCRIBE % client.topic)
+                answer = await client.answer
             if answer.op != "subscribed":
                 raise RuntimeError(f"answered {answer.op} {answer.code}")
         except (Exception, asyncio.CancelledError) as exc:
-            if ws is not None:
-                ws.transport.abort()
+            if conn is not None:
+                conn.abort()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return f"{stage}: {_why(exc)}"
-    client.ws, client.first, client.last = ws, answer.seq, answer.seq
-    client.reader = asyncio.create_task(_read(client, ws, tally))
+    client.conn, client.first, client.last = conn, answer.seq, answer.seq
+    conn.closed.add_done_callback(lambda _: _count_close(client, tally))
     return None
 
 
 async def _generate(
     index: int,
-    uri: str,
+    address: tuple[str, int],
     topics: list[str],
     options: dict[str, float],
     control: Connection,
@@ -203,29 +217,31 @@ async def _generate(
     tally = Tally()
     gate = asyncio.Semaphore(int(options["concurrency"]))
     started = time.monotonic()
-    tasks = [asyncio.create_task(_open(c, uri, options["timeout"], gate, tally)) for c in clients]
+    tasks = [
+        asyncio.create_task(_open(c, address, options["timeout"], gate, tally)) for c in clients
+    ]
     done, pending = await asyncio.wait(tasks, timeout=options["budget"])
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     failures = Counter(task.result() for task in done if task.result() is not None)
     failures["not opened within --connect-seconds"] += len(pending)
-    opened = sum(c.ws is not None for c in clients)
+    opened = sum(c.conn is not None for c in clients)
     results.put(("connected", index, opened, +failures, time.monotonic() - started))
 
     probe = asyncio.create_task(_probe_lag(tally))
     finals: dict[str, int] | None = await asyncio.to_thread(control.recv)
     probe.cancel()
-    live = [c for c in clients if c.reader is not None]
+    live = [c for c in clients if c.conn is not None]
     if finals is not None:
         for _ in range(int(DRAIN_SECONDS / 0.05)):
             behind = [c for c in live if c.last < finals.get(c.topic, c.first)]
-            if not any(not c.reader.done() for c in behind):  # type: ignore[union-attr]
+            if not any(not c.conn.closed.done() for c in behind):  # type: ignore[union-attr]
                 break
             await asyncio.sleep(0.05)
         lost = sum(len(c.missing) + max(0, finals.get(c.topic, c.first) - c.last) for c in live)
         expected = sum(finals.get(c.topic, c.first) - c.first for c in live)
-        held = sum(not c.reader.done() for c in live)  # type: ignore[union-attr]
+        held = sum(not c.conn.closed.done() for c in live)  # type: ignore[union-attr]
         starved = sum(c.last == c.first < finals.get(c.topic, c.first) for c in live)
         results.put(
             (
@@ -249,20 +265,20 @@ async def _generate(
             )
         )
     for client in live:
-        client.ws.transport.abort()  # type: ignore[union-attr]
-    await asyncio.gather(*(c.reader for c in live), return_exceptions=True)  # type: ignore[misc]
+        client.conn.abort()  # type: ignore[union-attr]
+    await asyncio.gather(*(c.conn.closed for c in live), return_exceptions=True)  # type: ignore[union-attr]
 
 
 def load_generator(
     index: int,
-    uri: str,
+    address: tuple[str, int],
     topics: list[str],
     options: dict[str, float],
     control: Connection,
     results: Any,
 ) -> None:
     raise_fd_limit()
-    _runner()[1](_generate(index, uri, topics, options, control, results))
+    _runner()[1](_generate(index, address, topics, options, control, results))
 
 
 def _runner() -> tuple[str, Any]:
@@ -444,7 +460,8 @@ def measure(
 ) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     topics = [f"trades:BENCH{i}-USDT" for i in range(args.topics)]
-    uri = base.replace("http://", "ws://") + "/ws"
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    address = (host, int(port))
     results = ctx.Queue()
     options = {
         "concurrency": max(1, CONNECT_CONCURRENCY // args.procs),
@@ -462,7 +479,7 @@ def measure(
             mine = [topics[i % len(topics)] for i in range(index, args.clients, args.procs)]
             process = ctx.Process(
                 target=load_generator,
-                args=(index, uri, mine, options, remote, results),
+                args=(index, address, mine, options, remote, results),
                 daemon=True,
             )
             process.start()
@@ -506,6 +523,12 @@ def measure(
             control.send(figures.get("finals", {}))
         reports = collect(results, "result", len(connected), DRAIN_SECONDS + 60).values()
         figures["reports"] = [report[0] for report in reports]
+        # The server's own CPU from the first publish to the last frame read: the figure the
+        # load generators sharing the cores cannot distort.
+        after = cpu_ticks(names)
+        servers = [pid for pid, name in names.items() if name.startswith("server")]
+        used = sum(after.get(pid, 0) - ticks.get(pid, 0) for pid in servers)
+        figures["server_cpu_s"] = used / os.sysconf("SC_CLK_TCK")
     finally:
         for process, control in generators:
             with contextlib.suppress(OSError):
@@ -516,7 +539,8 @@ def measure(
     return figures
 
 
-def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
+def report(args: argparse.Namespace, figures: dict[str, Any]) -> list[str]:
+    """Print the figures; return what makes the run a failure (empty when it is sound)."""
     reports = figures["reports"]
     total = {
         key: sum(r[key] for r in reports)
@@ -562,6 +586,11 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
             f"  client side: load-generator event loops woke late by p50 {p50:.1f} ms  "
             f"p99 {p99:.1f} ms  max {1000 * lags[-1]:.1f} ms"
         )
+    if total["frames"]:
+        print(
+            f"server CPU {figures['server_cpu_s']:.2f} s for {total['frames']} frames: "
+            f"{1e6 * figures['server_cpu_s'] / total['frames']:.1f} µs per delivered frame"
+        )
     print(
         f"lost {total['lost']}  duplicated {total['duplicated']}  "
         f"out-of-order {total['out_of_order']}   (target: 0 each)"
@@ -578,6 +607,27 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> None:
         print(f"  closed before the end: {count:6d}  {reason}")
     for code, count in errors.most_common():
         print(f"  error frames: {count:6d}  {code}")
+    return failures(args, figures, total, len(reports))
+
+
+def failures(
+    args: argparse.Namespace, figures: dict[str, Any], total: dict[str, int], reported: int
+) -> list[str]:
+    """Correctness, not speed: a run that lost, repeated or reordered a frame, starved a client
+    or dropped a connection is broken however fast it was."""
+    problems = []
+    if reported < args.procs:
+        problems.append(f"{args.procs - reported} load generator(s) sent no result")
+    if figures["opened"] < args.clients:
+        problems.append(f"{args.clients - figures['opened']} clients could not connect")
+    if figures.get("sent", 0) < round(args.rate * args.topics * args.seconds):
+        problems.append("the publisher fell behind and stopped early")
+    for key in ("lost", "duplicated", "out_of_order", "starved"):
+        if total[key]:
+            problems.append(f"{total[key]} {key.replace('_', ' ')}")
+    if total["held"] < figures["opened"]:
+        problems.append(f"{figures['opened'] - total['held']} connections closed before the end")
+    return problems
 
 
 def main() -> None:
@@ -609,6 +659,8 @@ def main() -> None:
         "REDIS_KEY_PREFIX": prefix,
         "AUTH_JWT_SECRET": uuid.uuid4().hex * 2,
         "LOG_REQUESTS": "false",
+        # Every simulated client connects from 127.0.0.1: lift the per-address socket cap.
+        "HUB_MAX_SOCKETS_PER_ADDRESS": str(args.clients + 100),
     }
     command = [str(ROOT / ".venv/bin/simplrefq"), "serve", "--workers", str(args.workers)]
     command += ["--host", "127.0.0.1", "--port", str(args.port)]
@@ -632,7 +684,11 @@ def main() -> None:
                 server.wait()
             asyncio.run(drop_database(db_name))
             asyncio.run(forget_keys(prefix))
-    report(args, figures)
+    problems = report(args, figures)
+    if problems:
+        print("FAILED: " + "; ".join(problems))
+        sys.exit(1)
+    print("OK: nothing lost, duplicated, reordered or starved; every connection held")
 
 
 if __name__ == "__main__":

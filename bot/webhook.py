@@ -39,7 +39,8 @@ class BotWebhookController(Controller):
             raise Unauthorized("bad webhook secret", code="bad_webhook_secret")
         try:
             update = msgspec.json.decode(await request.body())
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: nested deeper than msgspec follows (about 1,000 levels).
             raise BadRequest("the update is not JSON", code="bad_update") from exc
         if not isinstance(update, dict):
             raise BadRequest("the update is not a JSON object", code="bad_update")

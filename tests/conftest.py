@@ -24,7 +24,7 @@ import uvicorn
 from litestar import Litestar
 
 from backend.app import create_app
-from backend.cli import MAX_WS_FRAME_BYTES, WS_DEFLATE
+from backend.cli import MAX_WS_FRAME_BYTES, WS_DEFLATE, WS_PROTOCOL
 from backend.config import Settings
 from backend.db import migrate
 from tests.fake_telegram import FakeBotAPI
@@ -101,6 +101,8 @@ def make_settings(tmp_path: Path, **env: Any) -> Settings:
             "write_per_ip": "10000/minute",
         },
         "log": {"requests": False, "level": "WARNING"},
+        # Every test client connects from 127.0.0.1; test_sessions checks the cap itself.
+        "hub": {"max_sockets_per_address": 10_000},
         # Tests publish their own messages; test_market_feed runs the simulator on purpose.
         "market": {"feed": "off"},
         # Tests that deliver notifications run a worker against the fake Bot API themselves.
@@ -126,19 +128,23 @@ class Server:
 
 
 class RunningServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, port: int = 0, ws: str = WS_PROTOCOL) -> None:
+        """``port`` 0 picks a free one; a fixed one lets a test restart on the same address.
+        ``ws`` is uvicorn's WebSocket protocol: ours unless a test wants a plain one."""
         self.settings = settings
         self.app = create_app(settings)
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
-            port=0,
+            port=port,
             log_config=None,
             access_log=False,
             lifespan="on",
+            proxy_headers=bool(settings.app.forwarded_allow_ips),
             forwarded_allow_ips=settings.app.forwarded_allow_ips,
             ws_max_size=MAX_WS_FRAME_BYTES,
             ws_per_message_deflate=WS_DEFLATE,
+            ws=ws,
         )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

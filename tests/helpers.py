@@ -6,7 +6,6 @@ import httpx
 from sqlmodel import select
 
 from backend.audit.models import AuditEntry
-from backend.audit.service import AuditContext
 from backend.db.uow import unit_of_work
 from backend.users import service
 from backend.users.models import Role
@@ -25,8 +24,12 @@ async def signed_in(client: httpx.AsyncClient, telegram_id: int) -> tuple[dict, 
 
 
 async def grant(server: Server, user_id: int, role: Role) -> None:
+    """Test setup: the role is written straight to the row, so the user's sessions live on
+    (a role change through the API or the CLI ends them, see test_sessions)."""
     async with unit_of_work(server.app.state.resources.db) as uow:
-        await service.set_role(uow.session, AuditContext(actor_id=None, ip="test"), user_id, role)
+        user = await service.get_user(uow.session, user_id)
+        user.role = role.value
+        uow.session.add(user)
 
 
 async def audit_entries(server: Server, action: str) -> list[AuditEntry]:

@@ -15,6 +15,7 @@ from tests.helpers import audit_entries, grant, signed_in
 PRIVILEGED = [
     ("GET", "/api/admin/users", Role.MODERATOR, None),
     ("PUT", "/api/admin/users/{target}/role", Role.ADMIN, {"role": "moderator"}),
+    ("POST", "/api/admin/users/{target}/sessions/revoke", Role.ADMIN, None),
     ("GET", "/api/admin/audit", Role.ADMIN, None),
 ]
 
@@ -51,13 +52,15 @@ async def test_admin_changes_a_role_and_it_is_audited(
         f"/api/admin/users/{target['id']}/role", json={"role": "moderator"}, headers=admin_headers
     )
     assert response.status_code == 200 and response.json()["role"] == "moderator"
-    # The new role holds at once: the target may now list users.
+    # The change ends the target's sessions; signed in again, the new role holds.
+    assert (await client.get("/api/admin/users", headers=target_headers)).status_code == 401
+    _, target_headers = await signed_in(client, target["telegram_id"])
     assert (await client.get("/api/admin/users", headers=target_headers)).status_code == 200
 
     entries = [e for e in await audit_entries(server, "user.set_role") if e.actor_id == admin["id"]]
     assert len(entries) == 1
     assert entries[0].target == f"user:{target['id']}"
-    assert entries[0].details == {"from": "user", "to": "moderator"}
+    assert entries[0].details == {"from": "user", "to": "moderator", "sessions_revoked": 1}
     assert entries[0].ip == "127.0.0.1" and entries[0].request_id
 
     log = await client.get("/api/admin/audit?action=user.set_role", headers=admin_headers)

@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 from backend.hub.backends.base import HISTORY_LENGTH
 from backend.hub.hub import Hub
-from tests.conftest import Server
+from tests.conftest import RunningServer, Server, make_settings
 from tests.helpers import signed_in
 
 TRADES = "trades:TON-USDT"
@@ -144,10 +145,13 @@ async def test_private_topics_only_for_their_owner(
     for how in (
         {"additional_headers": headers},
         {"additional_headers": {"Cookie": f"simplrefq_session={token}"}},
-        {"query": f"?token={token}"},
+        {"auth_frame": token},
     ):
-        query = how.pop("query", "")
-        async with websockets.connect(ws_url(server, str(query)), **how) as ws:
+        frame = how.pop("auth_frame", None)
+        async with websockets.connect(ws_url(server), **how) as ws:
+            if frame is not None:
+                await send(ws, op="auth", token=frame)
+                assert await receive(ws) == {"op": "authed", "user_id": user["id"]}
             await subscribe(ws, mine)
             await send(ws, op="subscribe", topics=[theirs])
             refused = await receive(ws)
@@ -193,6 +197,31 @@ async def test_a_flood_of_operations_is_refused_then_disconnected(server: Server
 async def test_a_slow_consumer_is_cut_off_and_nobody_else_waits(
     server: Server, telegram_id: int
 ) -> None:
+    await slow_consumer_is_cut_off(server, telegram_id)
+
+
+async def test_the_hub_runs_on_a_plain_asgi_websocket_too(tmp_path: Path, telegram_id: int) -> None:
+    """Without our uvicorn protocol (wire.py) the route keeps the socket on its ASGI task."""
+    async with RunningServer(make_settings(tmp_path), ws="websockets-sansio") as plain:
+        topic = f"trades:P{telegram_id}-USDT"
+        async with websockets.connect(ws_url(plain)) as ws:
+            assert (await subscribe(ws, topic))["seq"] == 0
+            for n in range(20):
+                await hub_of(plain).publish(topic, "event", {"n": n})
+            frames = [await receive(ws) for _ in range(20)]
+            assert [f["seq"] for f in frames] == list(range(1, 21))
+            await send(ws, op="ping")
+            assert await receive(ws) == {"op": "pong"}
+            await send(ws, op="unsubscribe", topics=[topic])
+            await send(ws, op="ping")
+            assert await receive(ws) == {"op": "pong"}  # operations are taken in order
+            await hub_of(plain).publish(topic, "event", {"n": "gone"})
+            await send(ws, op="ping")
+            assert await receive(ws) == {"op": "pong"}  # nothing of the topic came first
+        await slow_consumer_is_cut_off(plain, telegram_id)
+
+
+async def slow_consumer_is_cut_off(server: Server, telegram_id: int) -> None:
     topic = f"trades:S{telegram_id}-USDT"
     hub = hub_of(server)
     blob = base64.b64encode(os.urandom(24_000)).decode()  # 32 KB that no compression shrinks
@@ -265,6 +294,33 @@ async def test_html_mode_sends_fragments_rendered_for_htmx(server: Server) -> No
         assert "5.3000" in await asyncio.wait_for(ws.recv(), 5)
 
 
+async def test_the_json_socket_follows_frames_with_fragments_when_asked(server: Server) -> None:
+    hub = hub_of(server)
+    markets = {"TON-USDT": {"price": "5.2031", "change_24h": "-1.25", "ts": 1}}
+    await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+    async with websockets.connect(ws_url(server)) as ws:
+        answer = await subscribe(ws, "prices", html=["prices"])
+        snapshot, fragment = await receive(ws), await receive(ws)
+        assert snapshot["type"] == "snapshot" and snapshot["seq"] == answer["seq"]
+        assert fragment["op"] == "html" and fragment["topic"] == "prices"
+        assert fragment["seq"] == answer["seq"]
+        assert 'id="ticker"' in fragment["html"] and "5.2031" in fragment["html"]
+        markets["TON-USDT"]["price"] = "5.3000"
+        seq = await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+        delta, fragment = await receive(ws), await receive(ws)
+        assert (delta["seq"], fragment["seq"]) == (seq, seq) and "5.3000" in fragment["html"]
+        # Topics without a fragment are refused; after an unsubscribe no fragment follows.
+        await send(ws, op="subscribe", topics=[TRADES], html=[TRADES])
+        assert (await receive(ws))["code"] == "unknown_topic"
+        await send(ws, op="unsubscribe", topics=["prices"])
+        await subscribe(ws, "prices")
+        assert (await receive(ws))["type"] == "snapshot"
+        await hub.publish("prices", "delta", {"markets": markets}, state={"markets": markets})
+        assert "op" not in await receive(ws)
+        await send(ws, op="ping")
+        assert await receive(ws) == {"op": "pong"}
+
+
 async def test_html_mode_refuses_topics_without_fragments(server: Server) -> None:
     for query in ("user:1", "trades:TON-USDT", "nope"):
         url = ws_url(server).replace("/ws", "/ws/html") + f"?topics={query}"
@@ -277,7 +333,7 @@ async def test_html_mode_refuses_topics_without_fragments(server: Server) -> Non
 async def test_a_socket_that_subscribes_to_nothing_is_reaped(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("backend.hub.controllers.IDLE_SECONDS", 0.3)
+    monkeypatch.setattr("backend.hub.connection.IDLE_SECONDS", 0.3)
     async with (
         websockets.connect(ws_url(server)) as idle,
         websockets.connect(ws_url(server)) as busy,

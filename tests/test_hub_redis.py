@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -15,10 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 import websockets
+from redis.exceptions import RedisError
 
 from backend.config import Settings
+from backend.hub.backends.base import Message
 from backend.hub.backends.redis import RedisBackend
 from backend.hub.hub import Hub
 from tests.conftest import REDIS_PREFIX, RunningServer, make_settings, with_backend
@@ -103,6 +107,94 @@ async def test_a_dropped_redis_connection_loses_nothing(
     await admin.aclose()
     assert [f["seq"] for f in frames] == list(range(1, 11))
     assert [f["data"]["n"] for f in frames] == list(range(10))
+
+
+async def test_a_burst_of_first_subscribes_leaves_no_topic_silent(redis_url: str) -> None:
+    """Many topics' first subscribes at once on a fresh backend whose client is busy, as a
+    server's is when its clients arrive: every topic must deliver."""
+    redis = aioredis.Redis.from_url(redis_url)
+    topics = [f"trades:BURST{n}-USDT" for n in range(16)]
+    got: dict[str, list[int]] = {}
+    complete = asyncio.Event()
+
+    def deliver(message: Message) -> None:
+        got.setdefault(message.topic, []).append(message.seq)
+        if all(len(got.get(topic, [])) >= 3 for topic in topics):
+            complete.set()
+
+    backend = RedisBackend(redis, f"{REDIS_PREFIX}-burst")
+    await backend.start(deliver, lambda _: None)
+    quiet = asyncio.Event()
+
+    async def other_traffic() -> None:
+        while not quiet.is_set():
+            await backend.last_seq("trades:OTHER-USDT")
+
+    traffic = [asyncio.create_task(other_traffic()) for _ in range(16)]
+    try:
+        await asyncio.sleep(0.02)
+        await asyncio.gather(*(backend.listen(topic) for topic in topics))
+        quiet.set()
+        await asyncio.gather(*traffic)
+        for topic in topics:
+            for _ in range(3):
+                await backend.publish(topic, b'{"seq":', b"}", None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(complete.wait(), 5)
+    finally:
+        quiet.set()
+        await backend.close()
+        await redis.aclose()
+    assert {topic: got.get(topic) for topic in topics} == {topic: [1, 2, 3] for topic in topics}
+
+
+async def test_listen_unlisten_listen_in_a_row_still_delivers(redis_url: str) -> None:
+    redis = aioredis.Redis.from_url(redis_url)
+    got: list[int] = []
+    two = asyncio.Event()
+
+    def deliver(message: Message) -> None:
+        got.append(message.seq)
+        if len(got) >= 2:
+            two.set()
+
+    backend = RedisBackend(redis, f"{REDIS_PREFIX}-again")
+    await backend.start(deliver, lambda _: None)
+    topic = "trades:AGAIN-USDT"
+    try:
+        await backend.listen(topic)
+        await backend.unlisten(topic)
+        await backend.listen(topic)
+        await backend.unlisten(topic)
+        listening = asyncio.create_task(backend.listen(topic))
+        await backend.unlisten(topic)
+        await listening  # nobody waits for it any more: it returns instead of hanging
+        await backend.listen(topic)
+        await backend.publish(topic, b'{"seq":', b"}", None)
+        await backend.unlisten(topic)
+        await backend.publish(topic, b'{"seq":', b"}", None)  # not listened: not delivered
+        await backend.listen(topic)
+        await backend.publish(topic, b'{"seq":', b"}", None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(two.wait(), 5)
+        await asyncio.sleep(0.1)  # nothing more may follow
+    finally:
+        await backend.close()
+        await redis.aclose()
+    assert got == [1, 3]
+
+
+async def test_a_subscribe_while_redis_is_down_fails_instead_of_hanging() -> None:
+    port = _free_port()  # nothing listens there
+    redis = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    backend = RedisBackend(redis, f"{REDIS_PREFIX}-down")
+    await backend.start(lambda _: None, lambda _: None)  # the app starts without Redis
+    try:
+        with pytest.raises(RedisError):
+            await asyncio.wait_for(backend.listen("trades:DOWN-USDT"), 10)
+    finally:
+        await backend.close()
+        await redis.aclose()
 
 
 def _free_port() -> int:

@@ -120,3 +120,13 @@ def test_no_user_is_refused() -> None:
 
 def test_nothing_verifies_without_keys() -> None:
     assert rejected(signed_init_data(base_fields(55)), TelegramKeys()) == "bad_signature"
+
+
+@pytest.mark.parametrize("telegram_id", [0, -1, -(2**52), 2**53, 2**63, 2**70])
+def test_user_ids_telegram_never_issues_are_refused(telegram_id: int) -> None:
+    assert rejected(signed_init_data(base_fields(telegram_id))) == "bad_user_id"
+
+
+def test_the_largest_telegram_id_is_accepted() -> None:
+    data = validate_init_data(signed_init_data(base_fields(2**53 - 1)), KEYS, max_age=HOUR)
+    assert data.user is not None and data.user.id == 2**53 - 1

@@ -42,6 +42,7 @@ async def test_static_assets_are_versioned_cached_and_compressed(client: httpx.A
         "/static/css/app.css",
         "/static/vendor/htmx.min.js",
         "/static/vendor/htmx-ext-ws.js",
+        "/static/js/hub.js",
         "/static/js/app.js",
         "/static/js/points.js",
         "/static/js/settings.js",

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from backend.auth.service import open_session
 from backend.auth.sessions import issue_token
 from backend.db.uow import unit_of_work
 from backend.users import service
@@ -16,10 +17,12 @@ from tests.telegram import base_fields, signed_init_data
 
 async def mint_session(server: Server, telegram_id: int) -> dict[str, str]:
     """A user and a token made directly, so sign-in limits do not get in the way."""
+    auth = server.app.state.auth
     async with unit_of_work(server.app.state.resources.db) as uow:
         signed = await service.sign_in(uow, service.TelegramProfile(telegram_id=telegram_id))
-    token = issue_token(server.app.state.auth, signed.user.id)
-    return {"Authorization": f"Bearer {token}"}
+        assert signed.user.id is not None
+        session = await open_session(uow.session, signed.user.id, auth.default_token_expiration)
+    return {"Authorization": f"Bearer {issue_token(auth, session)}"}
 
 
 def assert_limited(response: httpx.Response) -> None:
@@ -42,19 +45,21 @@ async def test_sign_in_and_writes_are_limited_per_address_and_per_user(
         init_data = signed_init_data(base_fields(new_telegram_id()))
         assert_limited(await client.post("/api/auth/telegram", json={"init_data": init_data}))
 
-        # Reads are not limited.
-        alice = await mint_session(server, new_telegram_id())
+        # Reads are not limited.  (A logout ends its session: each write uses a session of
+        # its own, of the same user.)
+        alice_id, bob_id, carol_id = new_telegram_id(), new_telegram_id(), new_telegram_id()
+        alice = [await mint_session(server, alice_id) for _ in range(3)]
         for _ in range(5):
-            assert (await client.get("/api/me", headers=alice)).status_code == 200
+            assert (await client.get("/api/me", headers=alice[0])).status_code == 200
 
         # Per user: Alice's third write is refused...
-        for _ in range(2):
-            assert (await client.post("/api/auth/logout", headers=alice)).status_code == 204
-        assert_limited(await client.post("/api/auth/logout", headers=alice))
+        for session in alice[:2]:
+            assert (await client.post("/api/auth/logout", headers=session)).status_code == 204
+        assert_limited(await client.post("/api/auth/logout", headers=alice[2]))
         # ...while Bob, from the same address, still may write until the address is spent.
-        bob = await mint_session(server, new_telegram_id())
         for _ in range(2):
+            bob = await mint_session(server, bob_id)
             assert (await client.post("/api/auth/logout", headers=bob)).status_code == 204
-        carol = await mint_session(server, new_telegram_id())
-        assert (await client.post("/api/auth/logout", headers=carol)).status_code == 204
-        assert_limited(await client.post("/api/auth/logout", headers=carol))
+        carol = [await mint_session(server, carol_id) for _ in range(2)]
+        assert (await client.post("/api/auth/logout", headers=carol[0])).status_code == 204
+        assert_limited(await client.post("/api/auth/logout", headers=carol[1]))

@@ -52,7 +52,13 @@ async def test_forwarded_address_is_trusted_only_from_the_configured_proxy(
     tmp_path: Path, new_telegram_id
 ) -> None:
     spoofed = {"X-Forwarded-For": "203.0.113.9"}
-    for trusted, expected_ip in (("127.0.0.1", "203.0.113.9"), ("10.0.0.1", "127.0.0.1")):
+    # By default no proxy is trusted: anything on the host could otherwise pick its address.
+    assert Settings(app={"data_dir": tmp_path}).app.forwarded_allow_ips == ""
+    for trusted, expected_ip in (
+        ("127.0.0.1", "203.0.113.9"),
+        ("10.0.0.1", "127.0.0.1"),
+        ("", "127.0.0.1"),
+    ):
         settings = make_settings(tmp_path, app={"forwarded_allow_ips": trusted})
         async with RunningServer(settings) as server, server.client() as client:
             admin, headers = await signed_in(client, new_telegram_id())

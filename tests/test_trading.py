@@ -42,7 +42,7 @@ from backend.trading import queries
 from backend.trading.commands import (
     AmendOrder,
     CancelOrder,
-    OrderNotFound,
+    OrderClosed,
     PlaceOrder,
     Request,
 )
@@ -89,7 +89,7 @@ class Desks:
 async def settled(desks: Desks, symbol: str = "TON-USDT") -> None:
     """Returns once ``symbol``'s writer has done all it was doing (a failed batch answers
     "retry" first and rebuilds after): a request it refuses at once goes through its queue."""
-    with pytest.raises(OrderNotFound):
+    with pytest.raises(OrderClosed):  # no order 0 on the book
         await desks.submit(symbol, CancelOrder(0, 0))
 
 

@@ -23,7 +23,7 @@ import websockets
 
 from backend.errors import DomainError
 from backend.ledger.verify import verify
-from backend.trading.commands import CancelOrder
+from backend.trading.commands import AmendOrder, CancelOrder, OrderClosed, OrderNotFound
 from backend.trading.service import Trading
 from tests.conftest import (
     REDIS_PREFIX,
@@ -225,6 +225,28 @@ async def test_unknown_markets_and_orders(client: httpx.AsyncClient, trader: New
     refused(await owner.cancel(order["id"]), 409, "order_closed")
     refused(await other.cancel(taken["id"]), 409, "order_closed")
     refused(await owner.amend(order["id"], price="1.1"), 409, "order_closed")
+
+
+async def test_a_cancel_or_amend_that_loses_the_race_with_a_fill_is_order_closed(
+    books: Trading, trader: NewTrader
+) -> None:
+    """The route reads the order open, then a fill closes it before the command reaches the
+    book: what the book answers then is the documented 409, not a 404."""
+    owner, taker = await trader(), await trader()
+    orders = [await owner.place(side="buy", price="1.0000", qty="1") for _ in range(2)]
+    assert (await taker.place(side="sell", price="1.0000", qty="2"))["status"] == "filled"
+    commands = [
+        CancelOrder(owner.id, orders[0]["id"]),
+        AmendOrder(owner.id, orders[1]["id"], None, 50),
+    ]
+    for command in commands:
+        with pytest.raises(OrderClosed) as lost:
+            await books.submit(TON, command)
+        assert lost.value.status_code == 409 and lost.value.code == "order_closed"
+    # Someone else's open order is still not found, however it is asked.
+    mine = await owner.place(side="buy", price="1.0000", qty="1")
+    with pytest.raises(OrderNotFound):
+        await books.submit(TON, CancelOrder(taker.id, mine["id"]))
 
 
 async def test_orders_need_a_session(client: httpx.AsyncClient) -> None:

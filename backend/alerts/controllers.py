@@ -6,17 +6,18 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from backend.alerts import service
 from backend.alerts.schemas import AlertView, NewAlert, alert_view
 from backend.db.uow import UnitOfWork
+from backend.inputs import Id64
+from backend.openapi import errors
 from backend.resources import Resources
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
-# Ids are BIGINT: a larger number is refused here rather than by the database.
-AlertId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+AlertId = Id64
 
 
 def _user_id(request: SignedIn) -> int:
@@ -28,7 +29,7 @@ class AlertsController(Controller):
     path = "/api/alerts"
     tags = ["alerts"]
 
-    @post(status_code=201)
+    @post(status_code=201, responses=errors(409))
     async def create(
         self,
         request: SignedIn,
@@ -54,7 +55,7 @@ class AlertsController(Controller):
         found = await service.list_alerts(uow, _user_id(request), status, limit)
         return [alert_view(alert) for alert in found]
 
-    @delete("/{alert_id:int}")
+    @delete("/{alert_id:int}", responses=errors(409))
     async def cancel(
         self, request: SignedIn, alert_id: AlertId, uow: NamedDependency[UnitOfWork]
     ) -> None:

@@ -9,14 +9,17 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.security.jwt import JWTCookieAuth, Token
 
 from backend.auth.initdata import InitDataError, TelegramKeys, validate_init_data
 from backend.auth.ratelimit import RATE_LIMIT_OPT, RateLimiter
+from backend.auth.service import open_session, revoke_session
 from backend.auth.sessions import COOKIE_NAME, PUBLIC, session_response
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import Unauthorized
+from backend.inputs import refuse_nul
 from backend.users import service
 from backend.users.models import User
 from backend.users.schemas import UserProfile
@@ -53,7 +56,12 @@ class AuthController(Controller):
     tags = ["auth"]
     opt = PUBLIC
 
-    @post("/telegram", opt={RATE_LIMIT_OPT: "signin"}, request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/telegram",
+        opt={RATE_LIMIT_OPT: "signin"},
+        request_max_body_size=MAX_BODY_BYTES,
+        responses={200: ResponseSpec(dict[str, Any], description="Signed in, a known user")},
+    )
     async def telegram(
         self,
         request: Request[Any, Any, Any],
@@ -70,6 +78,7 @@ class AuthController(Controller):
             )
         except InitDataError as exc:
             raise Unauthorized(exc.message, code=f"init_data_{exc.code}") from exc
+        refuse_nul("init_data", data.model_dump(mode="json"))
         assert data.user is not None
         limiter: RateLimiter = request.app.state.resources.limiter
         await limiter.hit("signin_user", str(data.user.id))
@@ -85,11 +94,14 @@ class AuthController(Controller):
         signed = await service.sign_in(
             uow, profile, start_param=data.start_param or body.start_param
         )
-        return _signed_in(request, signed)
+        return await _signed_in(request, uow, signed)
 
-    @post("/logout", opt={"exclude_from_auth": False})
-    async def logout(self) -> Response[None]:
-        """End the session: the cookie is cleared."""
+    @post("/logout", status_code=204, opt={"exclude_from_auth": False})
+    async def logout(
+        self, request: Request[User, Token, Any], uow: NamedDependency[UnitOfWork]
+    ) -> Response[None]:
+        """End the session: its token stops working everywhere, and the cookie is cleared."""
+        await revoke_session(uow.session, request.auth.extras["sid"])
         response: Response[None] = Response(None, status_code=204)
         response.delete_cookie(COOKIE_NAME, path="/")
         return response
@@ -112,7 +124,7 @@ class DemoAuthController(Controller):
         demo_id = -secrets.randbelow(2**52) - 1
         profile = service.TelegramProfile(telegram_id=demo_id, first_name="Demo", username=None)
         signed = await service.sign_in(uow, profile, start_param=body.start_param, is_demo=True)
-        return _signed_in(request, signed)
+        return await _signed_in(request, uow, signed)
 
 
 async def _parse_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
@@ -122,14 +134,20 @@ async def _parse_body(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
         raise Unauthorized("sign-in body must be application/json", code="bad_body")
     raw = await request.body()
     try:
-        return decoder.decode(raw)
+        body = decoder.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise Unauthorized(f"bad sign-in body: {exc}", code="bad_body") from exc
+    refuse_nul("body", msgspec.to_builtins(body))
+    return body
 
 
-def _signed_in(request: Request[Any, Any, Any], signed: service.SignIn) -> Response[dict[str, Any]]:
+async def _signed_in(
+    request: Request[Any, Any, Any], uow: UnitOfWork, signed: service.SignIn
+) -> Response[dict[str, Any]]:
     auth: JWTCookieAuth[User, Token] = request.app.state.auth
     user = signed.user
     assert user.id is not None
+    # Committed with the request's unit of work, before the response (and its token) leaves.
+    session = await open_session(uow.session, user.id, auth.default_token_expiration)
     body = {"user": msgspec.to_builtins(UserProfile.of(user)), "created": signed.created}
-    return session_response(auth, user.id, body, status_code=201 if signed.created else 200)
+    return session_response(auth, session, body, status_code=201 if signed.created else 200)

@@ -1,9 +1,10 @@
 """Cross-site request forgery: cookie-authenticated writes must come from our own pages.
 
 The session cookie is SameSite=Lax, which already keeps it off cross-site POSTs; this guard is
-the second lock (sibling subdomains count as "same site" for SameSite, not for Origin).  A
-request that carries its token in the Authorization header is not forgeable: browsers never
-add that header on their own.
+the second lock (sibling subdomains count as "same site" for SameSite, not for Origin).  The
+guard looks at the credential the request actually authenticates with (sessions.credential):
+a ``Bearer`` header is not forgeable, browsers never add it on their own; any other
+Authorization header is refused there and then, so it cannot wave a cookie through.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 
-from backend.auth.sessions import COOKIE_NAME
+from backend.auth.sessions import credential
 from backend.errors import Forbidden
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -26,9 +27,10 @@ def same_origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
     scope = connection.scope
     if scope["type"] != ScopeType.HTTP or scope["method"] in SAFE_METHODS:
         return
-    headers = connection.headers
-    if "authorization" in headers or COOKIE_NAME not in connection.cookies:
+    used = credential(connection)
+    if used is None or used.kind == "bearer":
         return
+    headers = connection.headers
     fetch_site = headers.get("sec-fetch-site")
     if fetch_site is not None:
         if fetch_site in _TRUSTED_FETCH_SITES:

@@ -30,6 +30,9 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _JSON_FIELDS = frozenset({"user", "receiver", "chat"})
 # A client clock a little ahead of ours is normal; a date far in the future is forged or broken.
 CLOCK_SKEW = timedelta(seconds=60)
+# Telegram documents user ids as at most 52 significant bits, and they are positive: 0 and
+# negatives are nobody (negatives are our demo users' range), 2**63 would not fit the column.
+MAX_TELEGRAM_ID = 2**53 - 1
 
 
 class InitDataError(ValueError):
@@ -69,6 +72,8 @@ def validate_init_data(
         raise InitDataError("malformed", "initData fields are not valid") from exc
     if data.user is None:
         raise InitDataError("missing_user", "initData has no user")
+    if not 1 <= data.user.id <= MAX_TELEGRAM_ID:
+        raise InitDataError("bad_user_id", "initData names a user id Telegram never issues")
 
     now = now or datetime.now(UTC)
     auth_date = data.auth_date if data.auth_date.tzinfo else data.auth_date.replace(tzinfo=UTC)

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 from backend.alerts.models import PriceAlert
 from backend.audit.models import AuditEntry
+from backend.auth.models import AuthSession
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
@@ -16,6 +17,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "AuditEntry",
+    "AuthSession",
     "BookSnapshot",
     "JournalEntry",
     "LedgerAccount",

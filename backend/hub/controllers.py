@@ -1,220 +1,230 @@
-"""WebSocket transport of the hub: ``GET /ws`` speaks the JSON protocol (protocol.py)."""
+"""WebSocket routes of the hub: ``/ws`` speaks the JSON protocol (protocol.py), ``/ws/html``
+sends rendered fragments (html.py).
+
+A route does the handshake-time work (the per-address cap, credentials, Origin) and then
+hands the connection to a ``Connection`` (connection.py).  On our uvicorn protocol (wire.py)
+the route detaches and returns, and the connection lives on without a task of its own; on
+any other ASGI server the route stays and pumps the socket through an ``AsgiLink``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Coroutine
+from collections import deque
 from typing import Any
 
-import jwt
 import structlog
 from litestar import Controller, WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from backend.auth.sessions import COOKIE_NAME, PUBLIC
-from backend.hub import protocol
-from backend.hub.html import FragmentRenderer, html_topics
-from backend.hub.hub import Hub
-from backend.hub.subscriber import SLOW_CONSUMER, Subscriber
-from backend.hub.topics import TopicError, check_access, parse_topic
-from backend.ops.metrics import websocket_connections
+from backend.auth.sessions import PUBLIC
+from backend.hub.auth import TOO_MANY_SOCKETS, UNAUTHORIZED, BadCredential, connect_session
+from backend.hub.connection import (
+    Connection,
+    HtmlConnection,
+    SocketRegistry,
+    Viewer,
+    shared_frame,
+)
+from backend.hub.html import FragmentRenderer, HtmlFollow, html_topics
+from backend.hub.protocol import INTERNAL_ERROR, NORMAL_CLOSURE, POLICY_VIOLATION
+from backend.hub.subscriber import STATE_BACKLOG, Outgoing
+from backend.hub.topics import TopicError
+from backend.hub.wire import wire_of
 
 log = structlog.get_logger(__name__)
 
-# A client subscribes a handful of topics when a tab opens: 20 operations at once and 10 a
-# second after that is generous; beyond it operations are refused, and a client that keeps
-# flooding (100 refused) is disconnected with 1008.
-OPS_BURST = 20
-OPS_PER_SECOND = 10.0
-OPS_REFUSED_LIMIT = 100
-POLICY_VIOLATION = 1008
-INTERNAL_ERROR = 1011
-NORMAL_CLOSURE = 1000
-# A socket that subscribes to nothing for this long is a leftover tab or a scanner: its slot
-# is worth more to someone else.  (Half-open sockets are reaped by uvicorn's 20 s pings.)
-IDLE_SECONDS = 60.0
-# A page that is this far behind should skip to the newest state rather than replay it.
-HTML_MAX_PENDING = 16
-# A client being closed for falling behind gets this long to read what is queued before it
-# and the close frame; after that the connection is dropped.
+# A client being closed gets this long to read what is queued before the close frame; after
+# that the connection is dropped (the plain-ASGI path; wire.py has uvicorn's own timer).
 CLOSE_WAIT = 10.0
 
 
 class HubController(Controller):
-    opt = PUBLIC  # anonymous clients may read public topics; private ones check the token
+    opt = PUBLIC  # anonymous clients may read public topics; private ones check the session
 
     @websocket("/ws")
     async def socket(self, socket: WebSocket[Any, Any, Any]) -> None:
-        await socket.accept()
-        hub: Hub = socket.app.state.resources.hub
-        user_id = _user_id(socket)
-
-        async def send(text: str) -> None:
-            await socket.send_text(text)
-
-        subscriber = Subscriber(send, hub.resubscribe)
-        await _serve(socket, hub, subscriber, _read(socket, hub, subscriber, user_id))
+        registry: SocketRegistry = socket.app.state.sockets
+        address = _address(socket)
+        if not await _admit(socket, registry, address):
+            return
+        try:
+            viewer = Viewer(await connect_session(socket))
+            follow = HtmlFollow(_renderer(socket))
+        except BadCredential as exc:
+            registry.release(address)
+            await socket.close(code=UNAUTHORIZED, reason=str(exc)[:100])
+            return
+        except BaseException:
+            registry.release(address)
+            raise
+        await _hand_over(socket, registry, address, viewer, follow)
 
     @websocket("/ws/html")
     async def html(self, socket: WebSocket[Any, Any, Any]) -> None:
-        """Fragments for the mini-app page (htmx ``ws-connect="/ws/html?topics=prices"``)."""
-        await socket.accept()
-        hub: Hub = socket.app.state.resources.hub
+        """Fragments for a page without the hub client (htmx ``ws-connect``)."""
+        registry: SocketRegistry = socket.app.state.sockets
+        address = _address(socket)
+        if not await _admit(socket, registry, address):
+            return
         try:
             topics = html_topics(socket.query_params.get("topics", ""))
         except TopicError as exc:
+            registry.release(address)
             await socket.close(code=POLICY_VIOLATION, reason=exc.message[:100])
             return
-        engine = socket.app.template_engine
-        assert engine is not None  # configured in backend/app.py
-        renderer = FragmentRenderer(
-            lambda name, context: engine.get_template(name).render(**context)
-        )
-
-        async def send(text: str) -> None:
-            fragment = renderer.fragment(text)
-            if fragment is not None:
-                await socket.send_text(fragment)
-
-        subscriber = Subscriber(send, hub.resubscribe, max_pending=HTML_MAX_PENDING)
+        renderer = _renderer(socket)
+        wire = wire_of(socket.scope)
+        link: Any = wire if wire is not None else AsgiLink(socket)
+        connection = HtmlConnection(registry, _FragmentLink(link, renderer), address, Viewer(None))
+        registry.add(connection)
         try:
             for topic in topics:
-                await hub.subscribe(subscriber, topic, None, None)
+                await registry.hub.subscribe(connection.subscriber, topic, None, None)
         except (RedisError, OSError) as exc:
             log.warning("hub_subscribe_failed", error=repr(exc))
-            await hub.leave(subscriber)
+            connection.on_closed()
             await socket.close(code=INTERNAL_ERROR, reason="try again shortly")
             return
-        await _serve(socket, hub, subscriber, _ignore_input(socket))
+        except BaseException:
+            connection.on_closed()
+            raise
+        connection.idle_since = None  # a page that only listens is not idle
+        if wire is not None:
+            wire.detach(connection)
+        else:
+            await link.pump(connection)
 
 
-async def _serve(
+def _address(socket: WebSocket[Any, Any, Any]) -> str:
+    client = socket.scope.get("client")
+    return client[0] if client else "unknown"
+
+
+async def _admit(socket: WebSocket[Any, Any, Any], registry: SocketRegistry, address: str) -> bool:
+    """Accept the handshake; past the address's share, close at once with 4029 so the client
+    can tell why (a refused handshake would only say 403)."""
+    await socket.accept()
+    if registry.admit(address):
+        return True
+    await socket.close(code=TOO_MANY_SOCKETS, reason="too many sockets from this address")
+    return False
+
+
+async def _hand_over(
     socket: WebSocket[Any, Any, Any],
-    hub: Hub,
-    subscriber: Subscriber,
-    read: Coroutine[Any, Any, None],
+    registry: SocketRegistry,
+    address: str,
+    viewer: Viewer,
+    follow: HtmlFollow,
 ) -> None:
-    """Run a connection: its writer, its reader, and the slow-consumer watch; close cleanly."""
-    websocket_connections.inc()
-    writer = asyncio.create_task(subscriber.run(), name="ws-writer")
-    reader = asyncio.create_task(read, name="ws-reader")
-    overflow = asyncio.create_task(subscriber.overflowed.wait(), name="ws-overflow")
-    tasks = {writer, reader, overflow}
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        close = None
-        failure = reader.exception() if reader in done else None
-        if overflow in done:
-            close = (SLOW_CONSUMER, "slow consumer")
-        elif isinstance(failure, _Flooding):
-            close = (POLICY_VIOLATION, "too many operations")
-        elif isinstance(failure, _Idle):
-            close = (NORMAL_CLOSURE, "idle")
-        elif failure is not None and not isinstance(failure, WebSocketDisconnect):
-            log.error("ws_reader_failed", exc_info=failure)
-            close = (INTERNAL_ERROR, "internal error")
-        if close is not None:
-            writer.cancel()
-            await asyncio.wait_for(socket.close(code=close[0], reason=close[1]), CLOSE_WAIT)
-    except (WebSocketDisconnect, RuntimeError, TimeoutError):
-        pass  # the client is gone, or never read its close frame
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await hub.leave(subscriber)
-        websocket_connections.dec()
+    wire = wire_of(socket.scope)
+    if wire is not None:
+        connection = Connection(registry, wire, address, viewer, follow)
+        registry.add(connection)
+        wire.detach(connection)
+        return
+    link = AsgiLink(socket)
+    connection = Connection(registry, link, address, viewer, follow)
+    registry.add(connection)
+    await link.pump(connection)
 
 
-class _Flooding(Exception):
-    pass
+def _renderer(socket: WebSocket[Any, Any, Any]) -> FragmentRenderer:
+    engine = socket.app.template_engine
+    assert engine is not None  # configured in backend/app.py
+    return FragmentRenderer(lambda name, context: engine.get_template(name).render(**context))
 
 
-class _Idle(Exception):
-    pass
+class _FragmentLink:
+    """A link for htmx pages: each JSON frame becomes its rendered fragment, or nothing."""
+
+    __slots__ = ("_link", "_renderer")
+
+    def __init__(self, link: Any, renderer: FragmentRenderer) -> None:
+        self._link, self._renderer = link, renderer
+
+    def send_item(self, item: Outgoing) -> None:
+        fragment = self._renderer.fragment(item.text)
+        if fragment is not None:
+            self._link.send_item(shared_frame(fragment))
+
+    @property
+    def is_paused(self) -> bool:
+        return bool(self._link.is_paused)
+
+    def close(self, code: int, reason: str) -> None:
+        self._link.close(code, reason)
 
 
-async def _ignore_input(socket: WebSocket[Any, Any, Any]) -> None:
-    """HTML pages only listen; whatever htmx sends (form values) is read and dropped."""
-    while True:
-        await socket.receive_text()
+class AsgiLink:
+    """The plain-ASGI link, for servers other than ours: queued frames and a writer task."""
 
+    def __init__(self, socket: WebSocket[Any, Any, Any]) -> None:
+        self._socket = socket
+        self._queue: deque[str] = deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._close_with = (NORMAL_CLOSURE, "")
+        self._peer: Connection | None = None
+        self.is_paused = False
 
-async def _read(
-    socket: WebSocket[Any, Any, Any], hub: Hub, subscriber: Subscriber, user_id: int | None
-) -> None:
-    tokens, refilled, refused = float(OPS_BURST), time.monotonic(), 0
-    while True:
-        if subscriber.topics:
-            raw = await socket.receive_text()
-        else:
-            try:
-                raw = await asyncio.wait_for(socket.receive_text(), IDLE_SECONDS)
-            except TimeoutError:
-                raise _Idle from None
-        now = time.monotonic()
-        tokens = min(OPS_BURST, tokens + (now - refilled) * OPS_PER_SECOND)
-        refilled = now
-        if tokens < 1:
-            refused += 1
-            if refused >= OPS_REFUSED_LIMIT:
-                raise _Flooding
-            subscriber.control(protocol.error("rate_limited", "too many operations; slow down"))
-            continue
-        tokens -= 1
+    def send_item(self, item: Outgoing) -> None:
+        if not self._closing.is_set():
+            self._queue.append(item.text)
+            self._bytes += len(item.text)
+            self.is_paused = self.is_paused or self._bytes > STATE_BACKLOG
+            self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if not self._closing.is_set():
+            self._close_with = (code, reason)
+            self._closing.set()
+
+    async def pump(self, peer: Connection) -> None:
+        """Read into ``peer`` and write its frames until either side ends."""
+        self._peer = peer
+        writer = asyncio.create_task(self._write(), name="ws-writer")
+        reader = asyncio.create_task(self._read(peer), name="ws-reader")
+        closing = asyncio.create_task(self._closing.wait(), name="ws-closing")
+        tasks = (writer, reader, closing)
         try:
-            operation = protocol.decode_operation(raw)
-        except protocol.ProtocolError as exc:
-            subscriber.control(protocol.error(exc.code, exc.message))
-            continue
-        if isinstance(operation, protocol.Ping):
-            subscriber.control(protocol.PONG)
-        elif isinstance(operation, protocol.Subscribe):
-            await _subscribe(hub, subscriber, operation, user_id)
-        else:
-            for name in operation.topics:
-                await hub.unsubscribe(subscriber, name)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if closing in done:
+                # The writer may be stuck in a send to this very client: cut it off rather
+                # than wait for it, and give the close frame a bounded time.
+                writer.cancel()
+                code, reason = self._close_with
+                await asyncio.wait_for(self._socket.close(code=code, reason=reason), CLOSE_WAIT)
+        except (WebSocketDisconnect, RuntimeError, TimeoutError):
+            pass  # the client is gone, or never read its close frame
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            peer.on_closed()
 
-
-async def _subscribe(
-    hub: Hub, subscriber: Subscriber, operation: protocol.Subscribe, user_id: int | None
-) -> None:
-    for name in operation.topics:
+    async def _read(self, peer: Connection) -> None:
         try:
-            topic = parse_topic(name)
-            check_access(topic, user_id)
-        except TopicError as exc:
-            subscriber.control(protocol.error(exc.code, exc.message))
-            continue
-        if topic.name in subscriber.topics:
-            continue
-        if len(subscriber.topics) >= protocol.MAX_TOPICS_PER_CONNECTION:
-            subscriber.control(protocol.error("too_many_topics", "unsubscribe something first"))
-            return
+            while True:
+                peer.on_text(await self._socket.receive_text())
+        except WebSocketDisconnect:
+            pass
+
+    async def _write(self) -> None:
         try:
-            await hub.subscribe(subscriber, topic, operation.since.get(topic.name), operation.epoch)
-        except (RedisError, OSError) as exc:
-            log.warning("hub_subscribe_failed", topic=topic.name, error=repr(exc))
-            subscriber.control(protocol.error("unavailable", f"{topic.name}: try again shortly"))
-
-
-def _user_id(socket: WebSocket[Any, Any, Any]) -> int | None:
-    """The signed-in user, from a Bearer header, the session cookie or ``?token=``."""
-    header = socket.headers.get("authorization", "")
-    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
-    token = token or socket.cookies.get(COOKIE_NAME) or socket.query_params.get("token")
-    if not token:
-        return None
-    auth = socket.app.state.auth
-    try:
-        claims = jwt.decode(
-            token,
-            auth.token_secret,
-            algorithms=[auth.algorithm],
-            options={"require": ["exp", "sub"]},
-        )
-        return int(claims["sub"])
-    except (jwt.PyJWTError, ValueError):
-        return None
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queue:
+                    text = self._queue.popleft()
+                    self._bytes -= len(text)
+                    await self._socket.send_text(text)
+                    if self.is_paused and self._bytes <= STATE_BACKLOG // 4:
+                        self.is_paused = False  # as a transport resumes at its low-water mark
+                        if self._peer is not None:
+                            self._peer.on_drained()
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client is gone

@@ -2,7 +2,10 @@
 
 A frame is rendered once per process and the same fragment goes to every page; only state
 topics with a fragment template are offered, and a page that falls behind skips to the newest
-state (the subscriber's queue is short for this mode), which is what a ticker should do.
+state (the state-topic policy of subscriber.py), which is what a ticker should do.
+
+The page's one ``/ws`` socket asks for the same fragments with ``"html": [topics]`` in its
+subscribe: each frame of those topics is then followed by ``{"op": "html", ...}`` (HtmlFollow).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from backend.hub import protocol
 from backend.hub.topics import Topic, TopicError, parse_topic
 
 # Topic kind -> (template, context from the frame's data).
@@ -41,6 +45,7 @@ class FragmentRenderer:
     """Turns the hub's JSON frames into fragments for one page."""
 
     _rendered: dict[str, str] = {}  # frame text -> fragment, shared by every page
+    _ops: dict[str, str] = {}  # frame text -> its op html frame (/ws), shared likewise
 
     def __init__(self, render: Render) -> None:
         self._render = render
@@ -61,6 +66,21 @@ class FragmentRenderer:
         self._rendered[text] = html
         return html
 
+    def html_op(self, text: str) -> str | None:
+        """The ``op: html`` frame that follows data frame ``text`` on ``/ws``, rendered once."""
+        cached = self._ops.get(text)
+        if cached is not None:
+            return cached
+        fragment = self.fragment(text)
+        if fragment is None:
+            return None
+        frame = json.loads(text)
+        op = protocol.html(frame["topic"], frame["seq"], fragment).decode()
+        if len(self._ops) >= _CACHE_SIZE:
+            self._ops.clear()
+        self._ops[text] = op
+        return op
+
     def _status(self, frame: dict[str, Any]) -> str | None:
         if frame["op"] != "subscribed":
             return None
@@ -69,3 +89,33 @@ class FragmentRenderer:
         self._subscribed.add(frame["topic"])
         state = "resynced" if again and not frame["recovered"] else "live"
         return self._render("fragments/live_status.html", {"state": state})
+
+
+class HtmlFollow:
+    """Topics of one ``/ws`` connection whose frames are followed by their fragment."""
+
+    def __init__(self, renderer: FragmentRenderer) -> None:
+        self._renderer = renderer
+        self._prefixes: tuple[str, ...] = ()
+
+    def add(self, topic: Topic) -> None:
+        if topic.kind not in _FRAGMENTS or topic.is_private:
+            raise TopicError("unknown_topic", f"{topic.name} has no HTML fragment")
+        prefix = _frame_prefix(topic.name)
+        if prefix not in self._prefixes:
+            self._prefixes += (prefix,)
+
+    def discard(self, name: str) -> None:
+        self._prefixes = tuple(p for p in self._prefixes if p != _frame_prefix(name))
+
+    def after(self, text: str) -> str | None:
+        """The ``op: html`` frame to send after ``text``, if it is a frame of such a topic."""
+        # A prefix test, not a parse: every frame of every topic passes through here.
+        if not self._prefixes or not text.startswith(self._prefixes):
+            return None
+        return self._renderer.html_op(text)
+
+
+def _frame_prefix(topic: str) -> str:
+    # Data frames (protocol.encode_frame / frame_parts) all begin with their topic.
+    return json.dumps({"topic": topic}, separators=(",", ":"))[:-1] + ","

@@ -7,14 +7,17 @@ from collections import defaultdict
 from typing import Any
 
 import msgspec
+import structlog
 
 from backend.hub import protocol
 from backend.hub.backends.base import HubBackend, Message
+from backend.hub.frames import text_frame
 from backend.hub.protocol import Kind
 from backend.hub.subscriber import Outgoing, Subscriber
 from backend.hub.topics import Topic, parse_topic
 
 _encode = msgspec.json.Encoder().encode
+log = structlog.get_logger(__name__)
 
 
 class Hub:
@@ -54,20 +57,21 @@ class Hub:
         self._local[topic.name].add(subscriber)
         try:
             await self._listen(topic.name)
+            same_epoch = epoch is None or epoch == self.epoch
+            missed = None
+            if since is not None and same_epoch:
+                missed = await self.backend.since(topic.name, since)
+            if missed is not None:
+                assert since is not None
+                last = missed[-1].seq if missed else since
+                frames = [self._subscribed(topic.name, last, recovered=True)]
+                frames += [message.frame for message in missed]
+            else:
+                last, frames = await self._fresh_start(topic)
         except BaseException:
+            # Half a subscription would buffer live messages for nobody: undo it whole.
             await self.unsubscribe(subscriber, topic.name)
             raise
-        same_epoch = epoch is None or epoch == self.epoch
-        missed = None
-        if since is not None and same_epoch:
-            missed = await self.backend.since(topic.name, since)
-        if missed is not None:
-            assert since is not None
-            last = missed[-1].seq if missed else since
-            frames = [self._subscribed(topic.name, last, recovered=True)]
-            frames += [message.frame.decode() for message in missed]
-        else:
-            last, frames = await self._fresh_start(topic)
         subscriber.complete(topic.name, frames, last)
 
     async def _listen(self, topic: str) -> None:
@@ -108,27 +112,34 @@ class Hub:
     def local_subscribers(self, topic: str) -> int:
         return len(self._local.get(topic, ()))
 
-    async def _fresh_start(self, topic: Topic) -> tuple[int, list[str]]:
+    async def _fresh_start(self, topic: Topic) -> tuple[int, list[bytes]]:
         snapshot = await self.backend.snapshot(topic.name) if topic.is_state else None
         if snapshot is not None:
             frame = protocol.encode_frame(
                 topic.name, snapshot.seq, "snapshot", msgspec.Raw(snapshot.data)
             )
             subscribed = self._subscribed(topic.name, snapshot.seq, recovered=False)
-            return snapshot.seq, [subscribed, frame.decode()]
+            return snapshot.seq, [subscribed, frame]
         last = await self.backend.last_seq(topic.name)
         return last, [self._subscribed(topic.name, last, recovered=False)]
 
-    def _subscribed(self, topic: str, seq: int, recovered: bool) -> str:
-        return protocol.subscribed(topic, seq, recovered, self.epoch).decode()
+    def _subscribed(self, topic: str, seq: int, recovered: bool) -> bytes:
+        return protocol.subscribed(topic, seq, recovered, self.epoch)
 
     def _deliver(self, message: Message) -> None:
         subscribers = self._local.get(message.topic)
         if not subscribers:
             return
-        outgoing = Outgoing(message.topic, message.seq, message.frame.decode())
-        for subscriber in subscribers:
-            subscriber.push(outgoing)
+        # Framed once here; every subscriber's wire gets the same bytes.
+        frame = message.frame
+        outgoing = Outgoing(message.topic, message.seq, frame.decode(), text_frame(frame))
+        for subscriber in list(subscribers):
+            try:
+                subscriber.push(outgoing)
+            except Exception:
+                # One client's failure (a fragment that does not render) is not everyone's.
+                log.exception("hub_push_failed", topic=message.topic)
+                subscriber.wire.close(protocol.INTERNAL_ERROR, "internal error")
 
     def _resync(self, topic: str) -> None:
         for subscriber in self._local.get(topic, ()):

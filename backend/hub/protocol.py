@@ -3,14 +3,18 @@
 Client → server::
 
     {"op": "subscribe", "topics": ["prices", "book:TON-USDT"], "since": {"prices": 41}}
+    {"op": "subscribe", "topics": ["prices"], "html": ["prices"]}   # and its fragment (htmx)
     {"op": "unsubscribe", "topics": ["prices"]}
     {"op": "ping"}
+    {"op": "auth", "token": "<jwt>"}    # sign the socket in (tokens never go in the URL)
 
 Server → client::
 
     {"op": "subscribed", "topic": "prices", "seq": 42, "recovered": true}
     {"topic": "prices", "seq": 43, "type": "delta", "data": {...}}
+    {"op": "html", "topic": "prices", "seq": 43, "html": "<div id=\"ticker\" ...>"}
     {"op": "pong"}
+    {"op": "authed", "user_id": 7}
     {"op": "error", "code": "forbidden", "message": "..."}
 """
 
@@ -23,6 +27,10 @@ import msgspec
 # Subscribing to more than this in one connection is not a client, it is a scraper.
 MAX_TOPICS_PER_CONNECTION = 64
 Kind = Literal["snapshot", "delta", "event"]
+# Close codes (RFC 6455) the hub uses; its own 4xxx codes live with their causes.
+NORMAL_CLOSURE = 1000
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 
 
 class Subscribe(msgspec.Struct, tag_field="op", tag="subscribe", forbid_unknown_fields=True):
@@ -30,6 +38,9 @@ class Subscribe(msgspec.Struct, tag_field="op", tag="subscribe", forbid_unknown_
     since: dict[str, int] = {}
     epoch: str | None = None
     """The epoch of the ``subscribed`` answers ``since`` refers to; another one cannot resume."""
+    html: list[str] = []
+    """Topics whose frames should each be followed by their rendered fragment (``op: html``),
+    so the page's htmx ticker rides this socket instead of a second one (``/ws/html``)."""
 
 
 class Unsubscribe(msgspec.Struct, tag_field="op", tag="unsubscribe", forbid_unknown_fields=True):
@@ -40,7 +51,11 @@ class Ping(msgspec.Struct, tag_field="op", tag="ping", forbid_unknown_fields=Tru
     pass
 
 
-Operation = Subscribe | Unsubscribe | Ping
+class Auth(msgspec.Struct, tag_field="op", tag="auth", forbid_unknown_fields=True):
+    token: str
+
+
+Operation = Subscribe | Unsubscribe | Ping | Auth
 _decoder = msgspec.json.Decoder(Operation)
 _encoder = msgspec.json.Encoder()
 
@@ -78,6 +93,14 @@ def subscribed(topic: str, seq: int, recovered: bool, epoch: str) -> bytes:
     return _encoder.encode(
         {"op": "subscribed", "topic": topic, "seq": seq, "recovered": recovered, "epoch": epoch}
     )
+
+
+def html(topic: str, seq: int, fragment: str) -> bytes:
+    return _encoder.encode({"op": "html", "topic": topic, "seq": seq, "html": fragment})
+
+
+def authed(user_id: int) -> bytes:
+    return _encoder.encode({"op": "authed", "user_id": user_id})
 
 
 def error(code: str, message: str) -> bytes:

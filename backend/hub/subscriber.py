@@ -1,127 +1,199 @@
-"""One client's outbound side: a bounded queue with a named overflow policy per topic kind.
+"""One client's outbound side: frames go straight to its wire while it keeps up, and a named
+policy per topic kind applies to a client that does not read.
 
-* State topics (prices, books, candles): when the queue is full, the topic's queued frames
-  are dropped and the client is resynced with the newest snapshot (``recovered: false``), so
-  a slow phone skips ahead instead of falling behind.
-* Event topics (trades, user events): nothing may be skipped, so a client that lets the queue
-  fill is disconnected with close code 4008 "slow consumer", and may resume with ``since``.
+A client is behind once its wire is paused: the transport holds more than STATE_BACKLOG
+bytes it could not hand to the kernel (whose own buffer is kept small, see wire.py).  Then
+frames wait in a bounded queue of references to the shared frames, and go out together
+when the wire drains:
 
-Frames are the shared bytes the hub encoded once; nothing is copied per client.
+* State topics (prices, books, candles): frames are skipped while the client is behind, and
+  once it has caught up it is resynced with the newest snapshot (``recovered: false``), so a
+  slow phone skips ahead instead of falling behind.
+* Event topics (trades, user events): nothing may be skipped, so a client with MAX_PENDING
+  frames waiting is disconnected with close code 4008 "slow consumer", and may resume with
+  ``since``.
+
+Message frames are the bytes the hub framed once per process; nothing is copied per client.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, Protocol
 
-# At the 10 messages/s a busy topic sees, 256 queued frames is half a minute of backlog on a
+from backend.hub.frames import text_frame
+
+# The transport's high-water mark (wire.py sets it): past it the wire is paused, and it says
+# when it drained.
+STATE_BACKLOG = 64 * 1024
+# At the 10 messages/s a busy topic sees, 256 waiting frames is half a minute of backlog on a
 # connection that is already hopeless; more would only hold memory for it.
 MAX_PENDING = 256
 SLOW_CONSUMER = 4008
 
 
 class Outgoing(NamedTuple):
-    """A frame as text, decoded once per message and shared by every subscriber."""
+    """A frame, as text and as the WebSocket frame bytes, made once and shared."""
 
     topic: str  # "" for control frames
     seq: int
     text: str
+    frame: bytes
+
+    @classmethod
+    def control(cls, payload: bytes) -> Outgoing:
+        return cls("", 0, payload.decode(), text_frame(payload))
+
+
+class Wire(Protocol):
+    """Where a subscriber's frames go: the uvicorn wire (wire.py) or an ASGI adapter."""
+
+    @property
+    def is_paused(self) -> bool:
+        """The client is behind: more than STATE_BACKLOG bytes are waiting; a drain follows."""
+        ...
+
+    def send_item(self, item: Outgoing) -> None: ...
+
+    def close(self, code: int, reason: str) -> None: ...
 
 
 class Subscriber:
+    """A topic is live while ``_last`` holds it: one lookup per frame on the fan-out's path.
+    A topic being (re)started buffers in ``_pending``; a skipped or muted one is in neither."""
+
+    __slots__ = (
+        "_follow",
+        "_last",
+        "_pending",
+        "_queue",
+        "_request_resync",
+        "_skipped",
+        "_state_topics",
+        "_wire",
+        "topics",
+    )
+
     def __init__(
         self,
-        send: Callable[[str], Awaitable[None]],
-        resync: Callable[[Subscriber, str], Awaitable[None]],
-        *,
-        max_pending: int = MAX_PENDING,
+        wire: Wire,
+        request_resync: Callable[[str], None],
+        follow: Callable[[Outgoing], Outgoing | None] | None = None,
     ) -> None:
-        self._send = send
-        self._resync_topic = resync
-        self._max_pending = max_pending
-        self._queue: deque[Outgoing] = deque()
-        self._wakeup = asyncio.Event()
-        self._last: dict[str, int] = {}  # topic -> last seq queued
-        self._pending: dict[str, list[Outgoing]] = {}  # topics being subscribed: live buffer
+        self._wire = wire
+        self._request_resync = request_resync
+        self._follow = follow  # a frame sent after some topics' frames (html.py)
+        self._last: dict[str, int] = {}  # live topic -> last seq sent
+        self._pending: dict[str, list[Outgoing]] = {}  # topics being (re)started: live buffer
         self._state_topics: set[str] = set()
-        self._resyncs: set[str] = set()
-        self.overflowed = asyncio.Event()
+        self._skipped: set[str] = set()  # state topics skipped until the wire drains
+        self._queue: deque[Outgoing] | None = None  # frames waiting while the wire is paused
         self.topics: set[str] = set()
+
+    @property
+    def wire(self) -> Wire:
+        return self._wire
+
+    def follow(self, hook: Callable[[Outgoing], Outgoing | None]) -> None:
+        """From now on ``hook`` may add a frame after each frame sent."""
+        self._follow = hook
 
     # -- called by the hub (synchronously, from the fan-out) -------------------------------
 
     def begin(self, topic: str, is_state: bool) -> None:
-        """Buffer live messages of ``topic`` until its first frames are queued."""
+        """Buffer live messages of ``topic`` until its first frames are sent."""
         self._pending[topic] = []
+        self._last.pop(topic, None)
         self.topics.add(topic)
         if is_state:
             self._state_topics.add(topic)
 
-    def complete(self, topic: str, frames: list[str], seq: int) -> None:
-        """Queue the subscribe answer and history, then what arrived live meanwhile."""
-        for frame in frames:
-            self._put(Outgoing("", 0, frame))
+    def complete(self, topic: str, frames: list[bytes], seq: int) -> None:
+        """Send the subscribe answer and history, then what arrived live meanwhile."""
+        pending = self._pending.pop(topic, None)
+        if pending is None:
+            return  # dropped or muted while its start was being fetched
+        for payload in frames:
+            self._send(Outgoing(topic, 0, payload.decode(), text_frame(payload)))
         self._last[topic] = seq
-        for message in self._pending.pop(topic, []):
+        for message in pending:
             self.push(message)
 
     def drop(self, topic: str) -> None:
         self.topics.discard(topic)
         self._state_topics.discard(topic)
+        self.mute(topic)
+
+    def mute(self, topic: str) -> None:
+        """Send nothing more of ``topic`` (it stays subscribed until the hub lets it go)."""
+        self._skipped.discard(topic)
         self._pending.pop(topic, None)
         self._last.pop(topic, None)
-        self._queue = deque(item for item in self._queue if item.topic != topic)
+        self._purge(topic)
 
     def push(self, message: Outgoing) -> None:
-        pending = self._pending.get(message.topic)
-        if pending is not None:
-            pending.append(message)
+        topic = message.topic
+        last = self._last.get(topic)
+        if last is None:
+            pending = self._pending.get(topic)
+            if pending is not None:
+                pending.append(message)
             return
-        last = self._last.get(message.topic)
-        if last is None or message.seq <= last:
+        if message.seq <= last:
             return
-        if len(self._queue) >= self._max_pending:
-            self._overflow(message.topic)
+        if (self._queue is not None or self._wire.is_paused) and topic in self._state_topics:
+            del self._last[topic]
+            self._skipped.add(topic)
             return
-        self._last[message.topic] = message.seq
-        self._put(message)
+        self._last[topic] = message.seq
+        self._send(message)
 
-    def control(self, frame: bytes) -> None:
+    def control(self, payload: bytes) -> None:
         """Protocol answers (pong, errors) go out in order with the data."""
-        self._put(Outgoing("", 0, frame.decode()))
+        self._put(Outgoing.control(payload))
 
     def resync(self, topic: str) -> None:
-        """The topic's history broke (backend data loss): send a fresh snapshot."""
-        if topic in self.topics:
-            self._queue = deque(item for item in self._queue if item.topic != topic)
-            self._resyncs.add(topic)
-            self._wakeup.set()
+        """The topic's history broke (backend data loss): start it again from a snapshot."""
+        if topic in self.topics and topic not in self._pending:
+            self._skipped.discard(topic)
+            self._last.pop(topic, None)
+            self._purge(topic)
+            self._pending[topic] = []
+            self._request_resync(topic)
 
-    def _overflow(self, topic: str) -> None:
-        if topic in self._state_topics:
+    def drained(self) -> None:
+        """The wire caught up: waiting frames go out, then skipped state topics restart from
+        their newest snapshot."""
+        queue, wire = self._queue, self._wire
+        while queue:
+            wire.send_item(queue.popleft())
+            if wire.is_paused:
+                return  # the rest at the next drain
+        self._queue = None
+        for topic in list(self._skipped):
             self.resync(topic)
-        else:
-            # The writer may be stuck in a send to this very client: the connection watches
-            # this event and cuts it off rather than waiting for the send to return.
-            self.overflowed.set()
+
+    def _send(self, item: Outgoing) -> None:
+        self._put(item)
+        if self._follow is not None:
+            extra = self._follow(item)
+            if extra is not None:
+                self._put(extra)
+
+    def _purge(self, topic: str) -> None:
+        """Forget the topic's waiting frames: it ended, or it starts over."""
+        if self._queue:
+            self._queue = deque(item for item in self._queue if item.topic != topic) or None
 
     def _put(self, item: Outgoing) -> None:
-        self._queue.append(item)
-        self._wakeup.set()
-
-    # -- the connection's writer task --------------------------------------------------------
-
-    async def run(self) -> None:
-        """Send queued frames until cancelled."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._resyncs:
-                topic = self._resyncs.pop()
-                self._pending[topic] = []
-                await self._resync_topic(self, topic)
-            while self._queue and not self.overflowed.is_set():
-                item = self._queue.popleft()
-                await self._send(item.text)
+        queue = self._queue
+        if queue is None:
+            if not self._wire.is_paused:
+                self._wire.send_item(item)
+                return
+            queue = self._queue = deque()
+        if len(queue) >= MAX_PENDING:
+            self._wire.close(SLOW_CONSUMER, "slow consumer")
+            return
+        queue.append(item)

@@ -7,6 +7,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -16,6 +17,37 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.tracebacks import ExceptionDictTransformer
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Credentials must never reach a log line, whoever prints it (uvicorn logs a WebSocket's path
+# with its query string): a token in a query string or cookie, an Authorization value, a JWT.
+_SECRETS = re.compile(
+    r"(?i)(?<![a-z])((?:access_)?token=|simplrefq_session=|(?:bearer|basic) +)[^&\s\"';,]+"
+    r"|eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"
+)
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + REDACTED, text)
+
+
+class RedactSecrets(logging.Filter):
+    """On the stdlib handler: library lines (uvicorn's) lose their credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _redact_values(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
 log = structlog.get_logger("simplrefq.access")
 
 
@@ -35,6 +67,7 @@ def configure_logging(level: str) -> None:
             *shared,
             # Locals in tracebacks would put secrets and tokens into the logs.
             structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            _redact_values,
             structlog.processors.JSONRenderer(),
         ],
         logger_factory=structlog.WriteLoggerFactory(sys.stdout),
@@ -42,6 +75,7 @@ def configure_logging(level: str) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RedactSecrets())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

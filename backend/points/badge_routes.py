@@ -15,6 +15,7 @@ from backend.auth.sessions import PUBLIC
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, NotFound
+from backend.inputs import INT32_MAX
 from backend.points import badges
 from backend.points.badges import Badge, MetadataFormat, Tier
 from backend.points.queries import points_balance
@@ -101,7 +102,7 @@ async def _earned_badge(uow: UnitOfWork, settings: Settings, user_id: int, tier:
     Both answer the same 404, so the public routes do not tell who has an account.
     """
     not_earned = NotFound(f"no {tier.name} badge for user {user_id}", code="badge_not_earned")
-    if not 0 < user_id <= MAX_USER_ID:
+    if not 0 < user_id <= INT32_MAX:
         raise not_earned
     async with uow.read() as session:
         try:
@@ -112,10 +113,6 @@ async def _earned_badge(uow: UnitOfWork, settings: Settings, user_id: int, tier:
     if points < tier.threshold:
         raise not_earned
     return Badge(tier=tier, holder=user.first_name, app=settings.app.name)
-
-
-# users.id is a 32-bit integer column: larger ids name nobody (and must not reach the driver).
-MAX_USER_ID = 2**31 - 1
 
 
 class BadgeController(Controller):

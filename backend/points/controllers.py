@@ -15,6 +15,7 @@ from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest
 from backend.ledger.events import balance_view
+from backend.openapi import errors
 from backend.points import queries
 from backend.points.feed import named
 from backend.points.rules import Rules
@@ -182,7 +183,7 @@ class PointsAdminController(Controller):
     tags = ["admin"]
     guards = [moderator_only]
 
-    @post("/points/grant", status_code=200)
+    @post("/points/grant", status_code=200, responses=errors(404, 409))
     async def grant(
         self,
         request: SignedIn,
@@ -194,7 +195,7 @@ class PointsAdminController(Controller):
         """Give a user points from the rewards pool (audited; moderators are capped)."""
         return await _adjust(request, data, uow, audit, points, clawback=False)
 
-    @post("/points/clawback", status_code=200)
+    @post("/points/clawback", status_code=200, responses=errors(404, 409))
     async def clawback(
         self,
         request: SignedIn,

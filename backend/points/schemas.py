@@ -6,6 +6,8 @@ from datetime import datetime
 
 import msgspec
 
+from backend.inputs import INT32_MAX
+
 
 class BalanceView(msgspec.Struct):
     asset: str
@@ -96,7 +98,7 @@ class Adjust(msgspec.Struct, forbid_unknown_fields=True):
     """Chosen by the caller (e.g. a UUID); repeating it repeats nothing."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.user_id <= 2**31 - 1:
+        if not 0 < self.user_id <= INT32_MAX:
             raise ValueError("user_id: a user's id")
         if not 0 < self.amount <= 10**12:
             raise ValueError("amount: a positive whole number of points")

@@ -6,13 +6,16 @@ from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, Parameter, QueryParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from backend.auth.sessions import PUBLIC
 from backend.config import Environment, Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, Forbidden
+from backend.inputs import INT64_MAX, Id64
 from backend.ledger.assets import ASSETS
+from backend.openapi import errors
 from backend.resources import Resources
 from backend.trading import queries
 from backend.trading.commands import AmendOrder, CancelOrder, OrderClosed, OrderNotFound, PlaceOrder
@@ -36,7 +39,7 @@ from backend.trading.service import Trading, UnknownMarket
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
-OrderId = Annotated[int, Parameter(ge=1, le=2**63 - 1)]
+OrderId = Id64
 
 
 def _user_id(request: SignedIn) -> int:
@@ -148,7 +151,12 @@ class OrdersController(Controller):
     path = "/api/orders"
     tags = ["orders"]
 
-    @post()
+    @post(
+        responses={
+            200: ResponseSpec(OrderView, description="The earlier order with this client_order_id"),
+            **errors(409),
+        }
+    )
     async def place(
         self,
         request: SignedIn,
@@ -186,7 +194,7 @@ class OrdersController(Controller):
             _order_view(market, placed.order), status_code=201 if placed.created else 200
         )
 
-    @get()
+    @get(responses=errors(404))
     async def list_orders(
         self,
         request: SignedIn,
@@ -204,7 +212,7 @@ class OrdersController(Controller):
             rows = await queries.orders(session, _user_id(request), status, market, limit)
         return [_order_view(trading.market(row.market), OrderState.from_row(row)) for row in rows]
 
-    @delete("/{order_id:int}", status_code=200)
+    @delete("/{order_id:int}", status_code=200, responses=errors(409))
     async def cancel(
         self,
         request: SignedIn,
@@ -218,7 +226,7 @@ class OrdersController(Controller):
         done = await trading.submit(row.market, CancelOrder(_user_id(request), order_id))
         return _order_view(trading.market(row.market), done.order)
 
-    @patch("/{order_id:int}")
+    @patch("/{order_id:int}", responses=errors(409))
     async def amend(
         self,
         request: SignedIn,
@@ -251,14 +259,14 @@ class MyTradesController(Controller):
     path = "/api/trades"
     tags = ["orders"]
 
-    @get()
+    @get(responses=errors(404))
     async def my_trades(
         self,
         request: SignedIn,
         resources: NamedDependency[Resources],
         uow: NamedDependency[UnitOfWork],
         market: Annotated[str | None, QueryParameter(max_length=16)] = None,
-        before: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        before: Annotated[int | None, QueryParameter(ge=1, le=INT64_MAX)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     ) -> MyTradesPage:
         """Your fills, newest first, a page at a time."""

@@ -28,6 +28,7 @@ from backend.trading.commands import (
     CancelOrder,
     Deposit,
     InsufficientFunds,
+    OrderClosed,
     OrderNotFound,
     PlaceOrder,
     Request,
@@ -104,8 +105,13 @@ class Desk:
             self._deposit(request, batch)
             return None
         order = self.orders.get(request.order_id)
-        if order is None or order.user_id != request.user_id:
-            raise OrderNotFound("no such open order")
+        if order is None:
+            # Callers check that the order exists and is the user's before sending (a
+            # cancel or amend names an order it has seen); gone from the book by now, it
+            # was filled or cancelled in between: the documented 409, not a 404.
+            raise OrderClosed("the order is no longer open")
+        if order.user_id != request.user_id:
+            raise OrderNotFound("no such order")
         if isinstance(request, CancelOrder):
             self._run(Cancel(order.id, order.user_id), batch)
             return order

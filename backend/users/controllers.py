@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, put
+from litestar import Controller, Request, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from backend.audit.service import AuditContext, list_entries, record
 from backend.auth.guards import admin_only, moderator_only
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
+from backend.inputs import INT32_MAX, Id32
+from backend.openapi import errors
 from backend.users import service
 from backend.users.models import User
-from backend.users.schemas import Me, RoleChange, UserProfile
+from backend.users.schemas import Me, RoleChange, SessionsRevoked, UserProfile
 
 
 def referral_link(settings: Settings, user: User) -> str | None:
@@ -57,17 +59,18 @@ class AdminController(Controller):
         uow: NamedDependency[UnitOfWork],
         audit: NamedDependency[AuditContext],
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        # No table keyed by an INTEGER id holds more rows than that id's range.
+        offset: Annotated[int, QueryParameter(ge=0, le=INT32_MAX)] = 0,
     ) -> list[UserProfile]:
         """Users, oldest first (moderators and admins)."""
         users = await service.list_users(uow.session, limit=limit, offset=offset)
         await record(uow.session, audit, "user.list", details={"limit": limit, "offset": offset})
         return [UserProfile.of(user) for user in users]
 
-    @put("/users/{user_id:int}/role", guards=[admin_only])
+    @put("/users/{user_id:int}/role", guards=[admin_only], responses=errors(409))
     async def set_role(
         self,
-        user_id: FromPath[int],
+        user_id: Id32,
         data: JSONBody[RoleChange],
         uow: NamedDependency[UnitOfWork],
         audit: NamedDependency[AuditContext],
@@ -76,12 +79,24 @@ class AdminController(Controller):
         user = await service.set_role(uow.session, audit, user_id, data.role)
         return UserProfile.of(user)
 
+    @post("/users/{user_id:int}/sessions/revoke", guards=[admin_only], status_code=200)
+    async def revoke_sessions(
+        self,
+        user_id: Id32,
+        uow: NamedDependency[UnitOfWork],
+        audit: NamedDependency[AuditContext],
+    ) -> SessionsRevoked:
+        """Sign a user out everywhere: every token of theirs stops working (admins only;
+        audited).  Their open sockets lose their private topics at the next re-check."""
+        revoked = await service.sign_out_everywhere(uow.session, audit, user_id)
+        return SessionsRevoked(user_id=user_id, revoked=revoked)
+
     @get("/audit", guards=[admin_only])
     async def audit_log(
         self,
         uow: NamedDependency[UnitOfWork],
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-        before_id: FromQuery[int | None] = None,
+        before_id: Annotated[int | None, QueryParameter(ge=1, le=INT32_MAX)] = None,
         action: Annotated[str | None, QueryParameter(max_length=64)] = None,
     ) -> list[dict[str, Any]]:
         """The audit log, newest first (admins only)."""

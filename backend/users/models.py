@@ -35,6 +35,9 @@ _ROLE_RANK = {Role.USER: 0, Role.MODERATOR: 1, Role.ADMIN: 2}
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    # Never hand a deleted user's id to the next sign-up (SQLite reuses the highest id
+    # otherwise): anything that still names the old id must not become the new user's.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     telegram_id: int = Field(sa_column=Column(BigInteger, unique=True, nullable=False))

@@ -52,3 +52,9 @@ class Me(msgspec.Struct):
 
 class RoleChange(msgspec.Struct):
     role: Role
+
+
+class SessionsRevoked(msgspec.Struct):
+    user_id: int
+    revoked: int
+    """How many live sessions were ended."""

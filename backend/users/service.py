@@ -13,6 +13,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.audit.service import AuditContext, record
+from backend.auth.service import revoke_user_sessions
 from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import Conflict, NotFound
@@ -181,11 +182,23 @@ async def set_role(session: AsyncSession, audit: AuditContext, user_id: int, rol
     previous = user.role
     user.role = role.value
     session.add(user)
+    details: dict[str, Any] = {"from": previous, "to": role.value}
+    if previous != role.value:
+        # Tokens issued under the old role end with it: the user signs in again.
+        details["sessions_revoked"] = await revoke_user_sessions(session, user_id)
+    await record(session, audit, "user.set_role", target=f"user:{user_id}", details=details)
+    return user
+
+
+async def sign_out_everywhere(session: AsyncSession, audit: AuditContext, user_id: int) -> int:
+    """End every session of a user (a lost phone, a leaked token); returns how many."""
+    await get_user(session, user_id)
+    revoked = await revoke_user_sessions(session, user_id)
     await record(
         session,
         audit,
-        "user.set_role",
+        "user.revoke_sessions",
         target=f"user:{user_id}",
-        details={"from": previous, "to": role.value},
+        details={"sessions_revoked": revoked},
     )
-    return user
+    return revoked

@@ -48,67 +48,17 @@
     return data;
   }
 
-  // Reconnect after 0.5 s, doubling to 30 s: a restarting server is not hammered by every tab.
-  const RETRY_MIN_MS = 500;
-  const RETRY_MAX_MS = 30_000;
-
-  // One live-hub socket (/ws JSON protocol) for a tab's script. On each open it subscribes to
-  // topics() and then calls onOpen({ reconnected }); each JSON object frame goes to onFrame;
-  // a dropped socket comes back with exponential back-off and jitter. Returns send() (only
-  // while open), connect() (the first time) and reconnect() (a fresh socket now).
-  function hubSocket({ topics, onFrame, onOpen }) {
-    let socket = null;
-    let retries = 0;
-
-    function connect() {
-      const scheme = location.protocol === "https:" ? "wss" : "ws";
-      // After a reload the session cookie signs the socket in.
-      const query = token ? `?token=${encodeURIComponent(token)}` : "";
-      const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
-      socket = ws;
-      ws.addEventListener("open", () => {
-        ws.send(JSON.stringify({ op: "subscribe", topics: topics() }));
-        // Whatever happened while the socket was down is the caller's to fetch again.
-        const reconnected = retries > 0;
-        retries = 0;
-        onOpen?.({ reconnected });
-      });
-      ws.addEventListener("message", (event) => {
-        let frame;
-        try { frame = JSON.parse(event.data); } catch { return; }
-        if (frame && typeof frame === "object") onFrame(frame);
-      });
-      ws.addEventListener("close", () => {
-        if (socket !== ws) return;
-        socket = null;
-        const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** retries++);
-        setTimeout(connect, delay * (0.75 + Math.random() / 2));
-      });
-    }
-
-    // Back from the background a phone's socket may be silently dead: start a fresh one now.
-    function reconnect() {
-      const old = socket;
-      socket = null;
-      old?.close();
-      retries = 1;
-      connect();
-    }
-
-    function send(operation) {
-      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(operation));
-    }
-
-    return { connect, reconnect, send };
-  }
-
   window.SimplRefQ = Object.freeze({
     token: () => token,
     user: () => user,
     api,
-    hubSocket,
+    // The page's one live-hub socket (static/js/hub.js): every tab subscribes through it.
+    hub: window.SimplRefQHub ?? null,
     showView: (name, options) => chooseTab(name, options),
   });
+
+  // The hub's socket signs in with the same token, sent in its first frame (never in a URL).
+  window.SimplRefQHub?.configure({ token: () => token });
 
   // htmx requests carry the same token as api() calls.
   document.addEventListener("htmx:configRequest", (event) => {
@@ -254,32 +204,6 @@
     const name = tabFromHash();
     if (name) selectTab(name);
   });
-
-  // --- Live updates -----------------------------------------------------------
-
-  // The hub pushes fragments (ticker, badge) over the htmx ws extension; the server marks
-  // the badge live or resynced, the page marks it reconnecting while the socket is down.
-  function setLiveState(state) {
-    const badge = $("live-status");
-    if (!badge) return;
-    badge.dataset.state = state;
-    badge.textContent = state;
-  }
-
-  document.body.addEventListener("htmx:wsClose", () => setLiveState("reconnecting"));
-
-  // Back from the background, a phone's socket may be silently dead: open a fresh one,
-  // which starts again from the newest snapshot.
-  function reconnectLive() {
-    const source = document.querySelector("[ws-connect]");
-    if (!source || !window.htmx) return;
-    const fresh = source.cloneNode(true);
-    source.replaceWith(fresh);
-    setLiveState("reconnecting");
-    window.htmx.process(fresh);
-  }
-
-  tg?.onEvent?.("activated", reconnectLive);
 
   // Bot buttons open the app at ?tab=NAME; a #NAME hash (a tab chosen here) wins over it.
   // Inside Telegram the first hash holds tgWebAppData, not a tab name.

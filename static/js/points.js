@@ -216,23 +216,20 @@
 
   // --- Live updates -------------------------------------------------------------
 
-  const hub = app.hubSocket({
-    topics: () => [`user:${app.user().id}`, "leaderboard"],
-    // Whatever happened while the socket was down is fetched again.
-    onOpen: ({ reconnected }) => { if (reconnected) refreshSoon(); },
-    onFrame(frame) {
-      if (frame.topic === "leaderboard" && Array.isArray(frame.data?.top)) renderBoard(frame.data.top);
-      else if (frame.topic?.startsWith("user:")) {
+  // Through the page's one socket, which resumes after a drop: missed events are replayed, and
+  // only a topic that had to start over (resynced) is fetched again.
+  function listen() {
+    app.hub?.subscribe(`user:${app.user().id}`, {
+      frame(frame) {
         const kind = frame.data?.type;
         if (kind === "points" || kind === "referral_reward" || (kind === "balance" && frame.data.asset === "PTS")) refreshSoon();
-      }
-    },
-  });
-
-  // Back from the background a phone's socket may be silently dead: start a fresh one now.
-  tg?.onEvent?.("activated", () => {
-    if (started) hub.reconnect();
-  });
+      },
+      resynced: refreshSoon,
+    });
+    app.hub?.subscribe("leaderboard", {
+      frame(frame) { if (Array.isArray(frame.data?.top)) renderBoard(frame.data.top); },
+    });
+  }
 
   // --- Start: once signed in and the panel is first shown -----------------------
 
@@ -241,7 +238,7 @@
     started = true;
     $("points").dataset.state = "loading";
     refresh();
-    hub.connect();
+    listen();
   }
 
   document.body.addEventListener("simplrefq:signed-in", start);

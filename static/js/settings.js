@@ -385,16 +385,12 @@
     }
   }
 
-  const hub = app.hubSocket({
-    topics: () => [`user:${app.user().id}`, "prices"],
-    // An alert may have fired while the socket was down.
-    onOpen: ({ reconnected }) => { if (reconnected) refreshAlerts(); },
-    onFrame,
-  });
-
-  tg?.onEvent?.("activated", () => {
-    if (started) hub.reconnect();
-  });
+  // Through the page's one socket: after a drop it replays what was missed, so only a user topic
+  // that had to start over (resynced) may hide a fired alert.
+  function listen() {
+    app.hub?.subscribe(`user:${app.user().id}`, { frame: onFrame, resynced: () => refreshAlerts() });
+    app.hub?.subscribe("prices", { frame: onFrame });
+  }
 
   // --- Start: once signed in and the panel is first shown; alerts again on each showing -----
 
@@ -404,7 +400,7 @@
     $("settings").dataset.state = "loading";
     $("alert-submit").disabled = false;
     buildZones();
-    hub.connect();
+    listen();
     const loads = [loadSettings().catch((error) => { notifyError(error); }), refreshAlerts()];
     await Promise.all(loads);
     $("settings").dataset.state = "ready";

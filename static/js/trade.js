@@ -729,53 +729,30 @@
   // --- Live updates -------------------------------------------------------------------------------
 
   const marketTopics = (symbol) => [`book:${symbol}`, `trades:${symbol}`, `candles:${symbol}:1m`];
-  const seqs = new Map(); // topic → the last seq applied
-  let wanted = new Set();
-  const hub = app.hubSocket({
-    topics: () => [...wanted],
-    onOpen({ reconnected }) {
-      // A fresh socket numbers its frames afresh (the hub has just sent the subscribe; its answers come later).
-      seqs.clear();
-      // Whatever happened while the socket was down is fetched again.
-      if (reconnected && spec) {
-        loadMarket(spec.symbol);
-        loadAccount();
-      }
-    },
-    onFrame,
-  });
-  const send = (operation) => hub.send(operation);
+  // topic → its unsubscribe. The page's one socket (static/js/hub.js) hands frames over in seq
+  // order, resuming after a drop; a topic it had to start over is resynced.
+  const subscriptions = new Map();
 
   function resubscribe(old) {
-    const topics = marketTopics(spec.symbol);
-    wanted = new Set([`user:${app.user().id}`, ...topics]);
-    for (const topic of old) seqs.delete(topic);
-    if (old.length) send({ op: "unsubscribe", topics: old });
-    send({ op: "subscribe", topics });
+    for (const topic of old) {
+      subscriptions.get(topic)?.();
+      subscriptions.delete(topic);
+    }
+    for (const topic of [`user:${app.user().id}`, ...marketTopics(spec.symbol)]) {
+      if (subscriptions.has(topic) || !app.hub) continue;
+      subscriptions.set(topic, app.hub.subscribe(topic, { frame: onFrame, resynced: () => recover(topic) }));
+    }
   }
 
-  /** A frame went missing: state topics start again from a snapshot, event topics are refetched. */
+  /** Frames went missing: state topics start again from the snapshot that follows, event topics are refetched. */
   function recover(topic) {
-    if (topic.startsWith("book:") || topic.startsWith("candles:")) {
-      send({ op: "unsubscribe", topics: [topic] });
-      send({ op: "subscribe", topics: [topic] });
-    } else if (topic.startsWith("trades:")) loadTape(spec.symbol).catch(showError);
-    else loadAccount();
+    if (topic.startsWith("trades:")) loadTape(spec.symbol).catch(showError);
+    else if (topic.startsWith("user:")) loadAccount();
   }
 
   function onFrame(frame) {
-    if (frame.op === "subscribed") {
-      seqs.set(frame.topic, frame.seq);
-      return;
-    }
-    const { topic, type, data, seq } = frame;
-    if (frame.op || !wanted.has(topic) || data == null) return;
-    const last = seqs.get(topic);
-    if (type !== "snapshot" && Number.isInteger(seq) && last != null) {
-      if (seq <= last) return; // seen already
-      if (seq > last + 1) recover(topic);
-    }
-    if (Number.isInteger(seq)) seqs.set(topic, seq);
+    const { topic, type, data } = frame;
+    if (!subscriptions.has(topic) || data == null) return;
 
     if (topic.startsWith("book:")) {
       if (type === "snapshot") book.fromHub = true;
@@ -878,10 +855,9 @@
     }
   });
 
-  // Back from the background a phone's socket may be silently dead: start a fresh one now.
+  // Back from the background (the hub's socket reconnects by itself): a tab that failed to load tries again.
   tg?.onEvent?.("activated", () => {
-    if (root.dataset.state !== "ready") return start();
-    hub.reconnect();
+    if (root.dataset.state !== "ready") start();
   });
 
   // --- Start: once signed in and the panel is first shown ------------------------------------------
@@ -919,7 +895,6 @@
     ensureChart();
     setType(form.type);
     const market = chooseMarket(savedMarket());
-    hub.connect();
     await Promise.all([market, loadAccount()]);
     root.dataset.state = "ready";
   }
