@@ -221,10 +221,20 @@ async def test_the_hub_runs_on_a_plain_asgi_websocket_too(tmp_path: Path, telegr
         await slow_consumer_is_cut_off(plain, telegram_id)
 
 
-async def slow_consumer_is_cut_off(server: Server, telegram_id: int) -> None:
-    topic = f"trades:S{telegram_id}-USDT"
+async def test_a_slow_consumer_of_small_frames_is_cut_off_too(
+    server: Server, telegram_id: int
+) -> None:
+    """Small frames: the kernel's buffers must not hide the backlog until a ping times out."""
+    await slow_consumer_is_cut_off(server, telegram_id, frame_bytes=1024, frames=2500)
+
+
+async def slow_consumer_is_cut_off(
+    server: Server, telegram_id: int, frame_bytes: int = 32 * 1024, frames: int = 1200
+) -> None:
+    topic = f"trades:{'S' if frame_bytes > 4096 else 'Q'}{telegram_id}-USDT"
     hub = hub_of(server)
-    blob = base64.b64encode(os.urandom(24_000)).decode()  # 32 KB that no compression shrinks
+    # Random bytes as base64: no compression shrinks them.
+    blob = base64.b64encode(os.urandom(frame_bytes * 3 // 4)).decode()
     # A phone on a bad link: a small receive window, and it reads nothing for a while.
     host, port = server.url.removeprefix("http://").split(":")
     small = socket.socket()
@@ -240,20 +250,20 @@ async def slow_consumer_is_cut_off(server: Server, telegram_id: int) -> None:
 
         async def keep_up() -> None:
             nonlocal received
-            while received < 1200:
+            while received < frames:
                 await receive(healthy)
                 received += 1
 
         reader = asyncio.create_task(keep_up())
-        for n in range(1200):
+        for n in range(frames):
             await hub.publish(topic, "event", {"n": n, "blob": blob})
             if n % 50 == 0:
                 await asyncio.sleep(0.01)
         await asyncio.wait_for(reader, 20)
-        assert received == 1200
-        frames = await read_until_closed(slow)
+        assert received == frames
+        got = await read_until_closed(slow)
     assert (slow.close_code, slow.close_reason) == (4008, "slow consumer")
-    assert len(frames) < 1200  # it was cut off, not served to the end
+    assert len(got) < frames  # it was cut off, not served to the end
 
 
 async def test_a_burst_of_subscribers_all_get_their_messages(
