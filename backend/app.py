@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.datastructures import CacheControlHeader
 from litestar.middleware import DefineMiddleware
@@ -20,12 +20,12 @@ from litestar.types import ControllerRouterHandler
 
 from backend.alerts.controllers import AlertsController
 from backend.auth.controllers import AuthController, DemoAuthController
-from backend.auth.csrf import same_origin_guard
-from backend.auth.ratelimit import rate_limit_guard
+from backend.auth.csrf import SameOriginGuard
+from backend.auth.ratelimit import RateLimitGuard
 from backend.auth.sessions import build_auth
 from backend.config import ROOT, Settings, load_settings
-from backend.deps import dependencies
-from backend.errors import exception_handlers
+from backend.deps import provided, request_dependencies
+from backend.http import exception_handlers
 from backend.hub.connection import SocketRegistry
 from backend.hub.controllers import HubController
 from backend.inputs import check_request
@@ -33,7 +33,7 @@ from backend.notify.controllers import NotificationSettingsController, NotifyAdm
 from backend.openapi import document_errors
 from backend.ops.health import HealthController
 from backend.ops.logging import RequestContextMiddleware, configure_logging
-from backend.ops.metrics import MetricsController, prometheus
+from backend.ops.metrics import MetricsController, MetricsReaders, prometheus
 from backend.points.badge_routes import BadgeController
 from backend.points.controllers import (
     BalancesController,
@@ -63,30 +63,29 @@ log = structlog.get_logger(__name__)
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     configure_logging(settings.log.level)
-    auth = build_auth(settings)
+    # Built now, connected in the lifespan: the routes, guards and middleware get their
+    # services handed over here instead of looking them up in the app's state.
+    resources = Resources.open(settings)
+    auth = build_auth(settings, resources.db)
+    sockets = SocketRegistry(resources.hub, resources.db, auth, settings)
+    bot_runtime = None
+    if settings.bot.token:
+        from bot.runtime import BotRuntime
+
+        bot_runtime = BotRuntime.create(
+            settings, resources.db, resources.leaderboard, resources.hub.backend
+        )
     assets = AssetManifest(STATIC_DIR)
 
     def template_globals(engine: JinjaTemplateEngine) -> None:
         engine.engine.globals["asset"] = assets.url
 
     @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        resources = Resources.open(settings)
-        app.state.resources = resources
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
         await resources.start()
-        sockets = SocketRegistry(resources.hub, resources.db, auth, settings)
         sockets.start()
-        app.state.sockets = sockets
-        bot_runtime = None
-        if settings.bot.token:
-            from bot.runtime import BotRuntime
-
-            bot_runtime = BotRuntime.create(
-                settings, resources.db, resources.leaderboard, resources.hub.backend
-            )
-            if settings.notify.in_app:
-                resources.start_notifier(bot_runtime.bot)
-        app.state.bot = bot_runtime
+        if bot_runtime is not None and settings.notify.in_app:
+            resources.start_notifier(bot_runtime.bot)
         log.info(
             "started",
             database=resources.db.dialect,
@@ -100,6 +99,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await bot_runtime.close()
             await sockets.close()
             await resources.close()
+
+    services = {
+        "settings": provided(settings),
+        "db": provided(resources.db),
+        "redis": provided(resources.redis),
+        "hub": provided(resources.hub),
+        "limiter": provided(resources.limiter),
+        "auth": provided(auth),
+        "points": provided(resources.points),
+        "leaderboard": provided(resources.leaderboard),
+        "trading": provided(resources.trading_router),
+        "registry": provided(sockets),
+    }
+    if bot_runtime is not None:
+        services["bot"] = provided(bot_runtime.bot)
+        services["dispatcher"] = provided(bot_runtime.dispatcher)
+    metrics_ips = settings.app.metrics_allow_ips
 
     handlers: list[ControllerRouterHandler] = [
         PageController,
@@ -119,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         NotificationSettingsController,
         HealthController,
         HubController,
-        MetricsController,
+        Router("", route_handlers=[MetricsController], guards=[MetricsReaders(metrics_ips)]),
         BadgeController,
         create_static_files_router(
             path="/static",
@@ -137,8 +153,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=handlers,
-        dependencies=dependencies,
-        guards=[same_origin_guard, rate_limit_guard],
+        dependencies={**request_dependencies, **services},
+        guards=[SameOriginGuard(settings.app.base_url), RateLimitGuard(resources.limiter)],
         exception_handlers=exception_handlers,
         before_request=check_request,
         middleware=[
@@ -172,8 +188,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     document_errors(app)
+    # For operators' scripts and the tests; nothing in the app reads these back.
+    app.state.resources = resources
+    app.state.sockets = sockets
     app.state.auth = auth
-    app.state.settings = settings
     return app
 
 

@@ -167,6 +167,7 @@ def users_set_role(telegram_id: int, role: str) -> None:
 
 async def _set_role(settings: Settings, telegram_id: int, role: str) -> None:
     from backend.audit.service import AuditContext
+    from backend.auth import roles
     from backend.db.engine import Database
     from backend.db.uow import unit_of_work
     from backend.users import service
@@ -178,7 +179,7 @@ async def _set_role(settings: Settings, telegram_id: int, role: str) -> None:
             user = await service.get_by_telegram_id(uow.session, telegram_id)
             if user is None or user.id is None:
                 raise click.ClickException(f"no user with telegram id {telegram_id}; sign in first")
-            await service.set_role(
+            await roles.set_role(
                 uow.session, AuditContext(actor_id=None, ip="cli"), user.id, Role(role)
             )
     finally:
@@ -200,21 +201,13 @@ def worker_notify() -> None:
     settings = _bot_settings()
 
     async def deliver(db: Database) -> None:
-        from redis.asyncio import Redis
+        from backend.db.redis import connect_redis
+        from backend.notify.worker import notifier_for
 
-        from backend.notify.limiter import limiter_for
-        from backend.notify.worker import NotificationWorker
-
-        redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
+        redis = connect_redis(settings)
         bot = create_bot(settings)
-        limiter = limiter_for(
-            redis,
-            settings.redis.key_prefix,
-            settings.notify.per_second,
-            settings.notify.per_chat_per_second,
-        )
         try:
-            await NotificationWorker(db, bot, limiter, settings).run()
+            await notifier_for(db, bot, redis, settings).run()
         finally:
             await bot.session.close()
             if redis is not None:

@@ -186,10 +186,14 @@ class TradingSettings(BaseSettings):
     this many."""
     book_depth: int = Field(default=20, ge=1, le=200)
     """Price levels per side on the `book:<MARKET>` topic."""
+    demo_funds: bool = True
+    """Mint demo funds out of `sys:faucet`: the faucet's top-ups and the market maker's
+    balances. Never in production, whatever this says (`Settings.demo_funds`)."""
     market_maker: bool = True
-    """Quote both sides of every market around the reference price (the demo's liquidity)."""
+    """Quote both sides of every market around the reference price (the demo's liquidity);
+    only where demo funds are minted."""
     faucet: bool = True
-    """Demo funds on request (`POST /api/faucet`); refused in production whatever this says."""
+    """Demo funds on request (`POST /api/faucet`); only where demo funds are minted."""
     halted: list[str] = Field(default_factory=list)
     """Markets closed to new orders and amends (cancels still work), e.g. `["BNB-USDT"]`."""
     order_timeout_seconds: float = Field(default=5.0, gt=0)
@@ -339,6 +343,12 @@ class Settings(BaseSettings):
     @property
     def demo_login(self) -> bool:
         return self.app.demo_login and self.app.env is not Environment.PRODUCTION
+
+    @property
+    def demo_funds(self) -> bool:
+        """Whether demo funds may be minted (the faucet, the market maker): the one switch
+        both obey, read once where the app is assembled.  On except in production."""
+        return self.trading.demo_funds and self.app.env is not Environment.PRODUCTION
 
     @property
     def embedded(self) -> bool:

@@ -1,4 +1,4 @@
-"""Dependencies every controller may ask for."""
+"""Dependencies of a request: its unit of work and audit context, and the services handed over."""
 
 from __future__ import annotations
 
@@ -6,34 +6,25 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from backend.audit.service import AuditContext
-from backend.config import Settings
+from backend.db.engine import Database
 from backend.db.uow import UnitOfWork, unit_of_work
-from backend.points.service import Points
-from backend.resources import Resources
 
 
-def provide_resources(state: State) -> Resources:
-    resources: Resources = state.resources
-    return resources
+def provided(service: Any) -> Provide:
+    """A dependency that is one of the app's long-lived services, as built at start-up."""
+
+    def provide() -> Any:
+        return service
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
 
 
-def provide_settings(state: State) -> Settings:
-    settings: Settings = state.resources.settings
-    return settings
-
-
-def provide_points(state: State) -> Points:
-    points: Points = state.resources.points
-    return points
-
-
-async def provide_uow(state: State) -> AsyncIterator[UnitOfWork]:
+async def provide_uow(db: NamedDependency[Database]) -> AsyncIterator[UnitOfWork]:
     """One transaction per request: committed when the handler returns, rolled back if it raises."""
-    async with unit_of_work(state.resources.db) as uow:
+    async with unit_of_work(db) as uow:
         yield uow
 
 
@@ -46,10 +37,7 @@ def provide_audit_context(request: Request[Any, Any, Any]) -> AuditContext:
     )
 
 
-dependencies = {
-    "resources": Provide(provide_resources, sync_to_thread=False),
-    "settings": Provide(provide_settings, sync_to_thread=False),
+request_dependencies = {
     "uow": Provide(provide_uow),
-    "points": Provide(provide_points, sync_to_thread=False),
     "audit": Provide(provide_audit_context, sync_to_thread=False),
 }

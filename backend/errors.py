@@ -1,22 +1,24 @@
-"""Domain errors, and the one place that turns them (and Litestar's) into HTTP responses."""
+"""Domain errors: refusals a user can understand, each with a stable, machine-readable ``code``.
+
+They know no transport.  The edges turn them into answers (``backend/http.py``: an HTTP status
+and body), and a refusal that crosses a process (the trading bus) travels as its code and
+message and comes back as the same class (``rebuilt``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import structlog
-from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-log = structlog.get_logger(__name__)
+_CLASSES: dict[str, type[DomainError]] = {}
+"""code -> the class that declares it (``rebuilt``)."""
 
 
 class DomainError(Exception):
-    """A refusal the user can understand; ``code`` is stable and machine-readable."""
+    """A refusal the user can understand; ``code`` is stable and machine-readable.
 
-    status_code = 400
+    A class that declares its own ``code`` is the only one to declare it, so that a code names
+    one class wherever it is read.  An instance may carry a finer code than its class's."""
+
     code = "bad_request"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
@@ -25,9 +27,35 @@ class DomainError(Exception):
         if code is not None:
             self.code = code
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return
+        known = _CLASSES.get(cls.code)
+        # The same class defined again (its module reloaded) takes its own place back.
+        if known is not None and _name(known) != _name(cls):
+            raise TypeError(f"{_name(cls)}: the code {cls.code!r} is {_name(known)}'s")
+        _CLASSES[cls.code] = cls
+
+
+def _name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def rebuilt(code: str, message: str) -> DomainError:
+    """The refusal ``code`` names, carrying ``message``: the class that declares the code, else
+    a ``DomainError`` with it.  Only the code and the message travel (not, say, a
+    ``RateLimited``'s ``retry_after``), so the class's own ``__init__`` is not run."""
+    cls = _CLASSES.get(code, DomainError)
+    error = cls.__new__(cls)
+    DomainError.__init__(error, message, code=code)
+    return error
+
 
 class BadRequest(DomainError):
     """The request itself is malformed."""
+
+    code = "bad_request"
 
 
 class NulCharacter(BadRequest):
@@ -40,124 +68,30 @@ class NulCharacter(BadRequest):
 
 
 class Unauthorized(DomainError):
-    status_code = 401
     code = "unauthorized"
 
 
 class Forbidden(DomainError):
-    status_code = 403
     code = "forbidden"
 
 
 class NotFound(DomainError):
-    status_code = 404
     code = "not_found"
 
 
 class Conflict(DomainError):
-    status_code = 409
     code = "conflict"
 
 
 class RateLimited(DomainError):
-    status_code = 429
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def error_body(status_code: int, code: str, detail: str, **extra: Any) -> dict[str, Any]:
-    return {"status_code": status_code, "error": code, "detail": detail, **extra}
-
-
-def domain_error_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    headers = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
-    return Response(
-        error_body(exc.status_code, exc.code, exc.message),
-        status_code=exc.status_code,
-        headers=headers,
-        media_type=MediaType.JSON,
-    )
-
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    429: "rate_limited",
-}
-
-
-def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    extra = {"extra": exc.extra} if exc.extra else {}
-    return Response(
-        error_body(exc.status_code, _HTTP_CODES.get(exc.status_code, "error"), exc.detail, **extra),
-        status_code=exc.status_code,
-        headers=exc.headers,
-        media_type=MediaType.JSON,
-    )
-
-
-def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unhandled_error", path=request.url.path, exc_info=exc)
-    return Response(
-        error_body(HTTP_500_INTERNAL_SERVER_ERROR, "internal", "internal server error"),
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
-        media_type=MediaType.JSON,
-    )
+        """Seconds until the next attempt may pass."""
 
 
 # PostgreSQL's codes for a transaction that lost a race (deadlock, serialization failure):
 # nothing was written, and the same request will very likely pass when sent again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
-# Text PostgreSQL will not store (a NUL).  The edge refuses it first (backend/inputs.py); this
-# catches whatever reaches the database another way.
-BAD_TEXT_SQLSTATES = frozenset({"22021"})
-
-
-def _unavailable(code: str, detail: str) -> Response[Any]:
-    return Response(
-        error_body(HTTP_503_SERVICE_UNAVAILABLE, code, detail),
-        status_code=HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": "1"},
-        media_type=MediaType.JSON,
-    )
-
-
-def database_error_handler(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if sqlstate in RETRYABLE_SQLSTATES:
-        log.warning("transaction_lost_race", path=request.url.path, sqlstate=sqlstate)
-        return _unavailable("retry", "busy, nothing was changed: try again")
-    if exc.connection_invalidated or isinstance(exc, InterfaceError | OperationalError):
-        # A connection the server closed (restart, failover, idle kill): SQLAlchemy has
-        # dropped it and the pool reconnects, so the same request passes when sent again.
-        log.warning("database_unavailable", path=request.url.path, error=str(exc.orig))
-        return _unavailable("db_unavailable", "the database is unavailable: try again shortly")
-    if sqlstate in BAD_TEXT_SQLSTATES:
-        return domain_error_handler(request, NulCharacter("text"))
-    return internal_error_handler(request, exc)
-
-
-def connection_error_handler(
-    request: Request[Any, Any, Any], exc: ConnectionError
-) -> Response[Any]:
-    """The database refused or dropped a new connection (asyncpg raises OSError's kind)."""
-    log.warning("connection_failed", path=request.url.path, error=str(exc))
-    return _unavailable("db_unavailable", "the database is unavailable: try again shortly")
-
-
-exception_handlers: dict[Any, Any] = {
-    DomainError: domain_error_handler,
-    HTTPException: http_error_handler,
-    DBAPIError: database_error_handler,
-    ConnectionError: connection_error_handler,
-    Exception: internal_error_handler,
-}

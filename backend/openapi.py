@@ -24,12 +24,12 @@ from litestar.openapi.spec import (
 )
 from litestar.routes import HTTPRoute
 
-from backend.auth.csrf import same_origin_guard
-from backend.auth.ratelimit import RATE_LIMIT_OPT, WRITE_METHODS, rate_limit_guard
+from backend.auth.csrf import SameOriginGuard
+from backend.auth.ratelimit import RATE_LIMIT_OPT, WRITE_METHODS, RateLimitGuard
 
 
 class ErrorBody(msgspec.Struct):
-    """Every error answer (backend/errors.py ``error_body``)."""
+    """Every error answer (backend/http.py ``error_body``)."""
 
     status_code: int
     error: str
@@ -50,7 +50,7 @@ REASONS = {
     429: "Too many requests: see Retry-After",
     503: "Try again: the database is unavailable or a transaction lost a race (Retry-After)",
 }
-APP_GUARDS = frozenset({same_origin_guard, rate_limit_guard})
+APP_GUARDS = (SameOriginGuard, RateLimitGuard)
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
@@ -78,7 +78,7 @@ def document_errors(app: Litestar) -> None:
             public = bool(opt.get("exclude_from_auth"))
             # Litestar wraps sync guards; the app's own two apply to every route.
             guards = {getattr(guard, "func", guard) for guard in handler.resolve_guards()}
-            role_guarded = bool(guards - APP_GUARDS)
+            role_guarded = any(not isinstance(guard, APP_GUARDS) for guard in guards)
             for method in handler.http_methods:
                 operation: Operation | None = getattr(item, method.lower(), None)
                 if operation is None:

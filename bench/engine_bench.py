@@ -26,16 +26,12 @@ import argparse
 import gc
 import random
 import statistics
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from backend.trading.engine import (  # noqa: E402
+from backend.testing.stats import percentile
+from backend.trading.engine import (
     Amend,
     Book,
     Cancel,
@@ -233,9 +229,9 @@ class GcPauses:
             self.pauses.append(time.perf_counter_ns() - self._started)
 
 
-def percentile(ordered: list[int], pct: float) -> float:
-    """Nearest-rank percentile of sorted nanoseconds, in microseconds."""
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] / 1000
+def us(ordered: list[int], pct: float) -> float:
+    """A percentile of sorted nanoseconds, in microseconds."""
+    return percentile(ordered, pct) / 1000
 
 
 def main() -> None:
@@ -286,8 +282,8 @@ def main() -> None:
     )
     ordered = sorted(each)
     print(
-        f"latency per command (us): p50 {percentile(ordered, 50):.2f}, "
-        f"p99 {percentile(ordered, 99):.2f}, p99.9 {percentile(ordered, 99.9):.2f}, "
+        f"latency per command (us): p50 {us(ordered, 50):.2f}, "
+        f"p99 {us(ordered, 99):.2f}, p99.9 {us(ordered, 99.9):.2f}, "
         f"max {ordered[-1] / 1000:.1f} (target p99 < 50); "
         f"timer overhead {timer_overhead()} ns, included"
     )
@@ -299,8 +295,8 @@ def main() -> None:
     for kind, values in sorted(by_kind.items(), key=lambda kv: -len(kv[1])):
         values.sort()
         print(
-            f"  {kind:<10} {len(values):>9,}  p50 {percentile(values, 50):6.2f}  "
-            f"p99 {percentile(values, 99):6.2f}  p99.9 {percentile(values, 99.9):7.2f}"
+            f"  {kind:<10} {len(values):>9,}  p50 {us(values, 50):6.2f}  "
+            f"p99 {us(values, 99):6.2f}  p99.9 {us(values, 99.9):7.2f}"
         )
 
 

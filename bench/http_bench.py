@@ -21,22 +21,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
+from backend.testing.load import parse_wrk, sign_in_all
+from backend.testing.scratch import REDIS_URL, create_database, drop_database, wait_ready
+from backend.testing.telegram import BOT_TOKEN, base_fields, signed_init_data
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.server import create_database, drop_database, wait_ready  # noqa: E402
-from tests.telegram import BOT_TOKEN, base_fields, signed_init_data  # noqa: E402
-
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 # Distinct users, so sign-ins spread over rows as real traffic does instead of queueing on one.
 SIGN_IN_USERS = 5000
 
@@ -72,21 +68,6 @@ end
 """
 
 
-def parse_wrk(output: str) -> dict[str, float]:
-    def ms(value: str) -> float:
-        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
-        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
-    for pct in ("50", "90", "99"):
-        match = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", output, re.M)
-        if match:
-            figures[f"p{pct}_ms"] = ms(match.group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    figures["non_2xx"] = float(errors.group(1)) if errors else 0.0
-    return figures
-
-
 def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, float]:
     command = [
         "wrk",
@@ -112,25 +93,6 @@ def sign_in_script(folder: Path, name: str, first_id: int) -> Path:
     script = folder / f"{name}.lua"
     script.write_text(WRK_POST_SCRIPT % bodies)
     return script
-
-
-async def sign_in_all(base: str, lines: list[str]) -> list[dict[str, object]]:
-    """Sign every body in; returns the sign-in answers (user and token)."""
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        gate = asyncio.Semaphore(32)
-
-        async def one(body: str) -> dict[str, object]:
-            async with gate:
-                response = await client.post(
-                    "/api/auth/telegram",
-                    content=body,
-                    headers={"content-type": "application/json"},
-                )
-                response.raise_for_status()
-                answer: dict[str, object] = response.json()
-                return answer
-
-        return await asyncio.gather(*(one(line) for line in lines))
 
 
 def grant_script(

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import random
-import sys
 import tempfile
 import time
 from collections.abc import MutableMapping
@@ -32,16 +31,14 @@ from typing import Any
 
 import structlog
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from backend.config import Settings  # noqa: E402
-from backend.db.engine import Database  # noqa: E402
-from backend.db.migrate import upgrade_async  # noqa: E402
-from backend.ledger.domain import TransferRequest, system_account, user_account  # noqa: E402
-from backend.ledger.service import Ledger  # noqa: E402
-from backend.ledger.verify import verify  # noqa: E402
-from bench.server import create_database, drop_database, insert_users  # noqa: E402
+from backend.config import Settings
+from backend.db.engine import Database
+from backend.db.migrate import upgrade_async
+from backend.ledger.domain import TransferRequest, system_account, user_account
+from backend.ledger.service import Ledger
+from backend.ledger.verify import verify
+from backend.testing.scratch import create_database, drop_database, insert_users
+from backend.testing.stats import percentile
 
 USERS = 10_000
 SEED_POINTS = 1_000
@@ -94,8 +91,8 @@ class Run:
     seconds: float = 0.0
 
     def percentile(self, pct: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] * 1000
+        """Of the batch latencies, in ms."""
+        return percentile(sorted(self.latencies), pct) * 1000
 
     @property
     def rate(self) -> float:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import itertools
 import re
-import sys
 import tempfile
 import time
 import uuid
@@ -25,22 +24,18 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from sqlalchemy import func, select
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from backend.config import NotifySettings, Settings
+from backend.db.engine import Database
+from backend.db.migrate import upgrade_async
+from backend.db.uow import unit_of_work
+from backend.notify.limiter import RedisLimiter
+from backend.notify.models import Notification
+from backend.notify.service import enqueue
+from backend.notify.worker import NotificationWorker
+from backend.testing.fake_bot_api import FakeBotAPI
+from backend.testing.scratch import REDIS_URL, create_database, drop_database, insert_users
+from bot.runtime import create_bot
 
-from backend.config import NotifySettings, Settings  # noqa: E402
-from backend.db.engine import Database  # noqa: E402
-from backend.db.migrate import upgrade_async  # noqa: E402
-from backend.db.uow import unit_of_work  # noqa: E402
-from backend.notify.limiter import RedisLimiter  # noqa: E402
-from backend.notify.models import Notification  # noqa: E402
-from backend.notify.service import enqueue  # noqa: E402
-from backend.notify.worker import NotificationWorker  # noqa: E402
-from bench.server import create_database, drop_database, insert_users  # noqa: E402
-from bot.runtime import create_bot  # noqa: E402
-from tests.fake_telegram import FakeBotAPI  # noqa: E402
-
-REDIS_URL = "redis://127.0.0.1:6379/8"
 _AMOUNT = re.compile(r"\+(\d+) points?")
 
 

@@ -27,7 +27,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -37,19 +36,24 @@ import asyncpg
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from backend.config import Settings
+from backend.db.engine import Database
+from backend.db.migrate import upgrade_async
+from backend.ledger.assets import ASSETS
+from backend.ledger.domain import TransferRequest, system_account, user_account
+from backend.ledger.service import Ledger
+from backend.testing.load import parse_wrk, sign_in_all
+from backend.testing.scratch import (
+    REDIS_URL,
+    create_database,
+    drop_database,
+    insert_users,
+    wait_ready,
+)
+from backend.testing.telegram import BOT_TOKEN, base_fields, signed_init_data
+from backend.trading.service import FAUCET, FAUCET_LEVELS
 
-from backend.config import Settings  # noqa: E402
-from backend.db.engine import Database  # noqa: E402
-from backend.db.migrate import upgrade_async  # noqa: E402
-from backend.ledger.assets import ASSETS  # noqa: E402
-from backend.ledger.domain import TransferRequest, system_account, user_account  # noqa: E402
-from backend.ledger.service import Ledger  # noqa: E402
-from backend.trading.service import FAUCET, FAUCET_LEVELS  # noqa: E402
-from bench.http_bench import REDIS_URL, parse_wrk, sign_in_all  # noqa: E402
-from bench.server import create_database, drop_database, insert_users, wait_ready  # noqa: E402
-from tests.telegram import BOT_TOKEN, base_fields, signed_init_data  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 MARKET = "TON-USDT"
 MID = 52_000  # 5.2000 in ticks of 0.0001: the simulator's start price

@@ -2,8 +2,8 @@
 
 Starts the production server command (uvicorn, several workers, PostgreSQL + Redis) in its own
 process group and opens --clients real WebSocket connections from --procs load-generator
-processes (bench/wsclient.py: a lean client, so that the generators' own cost stays small),
-each client subscribed to one of --topics trade topics.  A publisher process of its
+processes (backend/testing/wsclient.py: a lean client, so that the generators' own cost stays
+small), each client subscribed to one of --topics trade topics.  A publisher process of its
 own publishes through the Redis hub backend, as any server process would, with the send time in
 every payload.  Prints connections held, frames delivered per second, delivery latency, sequence
 gaps and the server's memory per idle connection, beside the targets.
@@ -37,13 +37,11 @@ from typing import Any
 
 import msgspec
 
+from backend.testing.scratch import REDIS_URL, create_database, drop_database, wait_ready
+from backend.testing.stats import percentile
+from backend.testing.wsclient import LeanClient
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.server import create_database, drop_database, wait_ready  # noqa: E402
-from bench.wsclient import LeanClient  # noqa: E402
-
-REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 # Handshakes 200 at a time (split over the load generators) stay well inside uvicorn's listen
 # backlog of 2048, so a refused connection means the server, not the queue, gave up.
 CONNECT_CONCURRENCY = 200
@@ -442,7 +440,7 @@ def collect(queue: Any, kind: str, count: int, timeout: float) -> dict[int, tupl
     return reports
 
 
-def percentile(histogram: Counter[int], fraction: float) -> float:
+def bucket_percentile(histogram: Counter[int], fraction: float) -> float:
     """Upper edge of the bucket holding the ``fraction`` quantile, in ms."""
     rank, seen = fraction * sum(histogram.values()), 0
     for key in sorted(histogram):
@@ -577,11 +575,12 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> list[str]:
     )
     if histogram:
         print(
-            f"latency p50 {percentile(histogram, 0.5):.2f} ms  "
-            f"p99 {percentile(histogram, 0.99):.2f} ms  max {max_ms:.2f} ms   ({TARGETS['p99']})"
+            f"latency p50 {bucket_percentile(histogram, 0.5):.2f} ms  "
+            f"p99 {bucket_percentile(histogram, 0.99):.2f} ms  max {max_ms:.2f} ms   "
+            f"({TARGETS['p99']})"
         )
     if lags:
-        p50, p99 = (1000 * lags[int(q * (len(lags) - 1))] for q in (0.5, 0.99))
+        p50, p99 = (1000 * percentile(lags, pct) for pct in (50, 99))
         print(
             f"  client side: load-generator event loops woke late by p50 {p50:.1f} ms  "
             f"p99 {p99:.1f} ms  max {1000 * lags[-1]:.1f} ms"

@@ -16,6 +16,7 @@ from aiogram.types import (
 from aiogram.types import User as TelegramUser
 from aiogram.utils.i18n import gettext as _
 
+from backend.auth.signin import sign_in
 from backend.config import Settings
 from backend.db.engine import Database
 from backend.db.uow import unit_of_work
@@ -55,7 +56,7 @@ async def start(
     if message.from_user is None or message.from_user.is_bot:
         return
     async with unit_of_work(db) as uow:
-        signed = await service.sign_in(uow, profile_of(message.from_user), start_param=command.args)
+        signed = await sign_in(uow, profile_of(message.from_user), start_param=command.args)
         await service.reopen_bot_chat(uow, signed.user)
     url = mini_app_url(settings, command.args)
     names = {"app": html.quote(settings.app.name), "name": html.quote(message.from_user.first_name)}

@@ -11,14 +11,14 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.types import BotCommand
-from redis.asyncio import Redis
 
 from backend.config import Settings
 from backend.db.engine import Database
+from backend.db.redis import connect_redis
+from backend.hub.backends import backend_for
 from backend.hub.backends.base import HubBackend
-from backend.hub.backends.redis import RedisBackend
 from backend.i18n import DEFAULT_LOCALE, Translator, languages
-from backend.points.leaderboard import Leaderboard, LedgerLeaderboard, RedisLeaderboard
+from backend.points.leaderboard import Leaderboard, leaderboard_for
 from bot import commands, handlers
 from bot import settings as settings_menu
 from bot.i18n import UserLocale
@@ -109,14 +109,11 @@ async def set_webhook(settings: Settings) -> str:
 
 async def run_polling(settings: Settings, *, handle_signals: bool = True) -> None:
     db = Database.connect(settings)
-    # Standalone, so no app resources: the same choice Resources.open makes.
-    redis = Redis.from_url(settings.redis.url) if settings.redis.url else None
-    leaderboard: Leaderboard = (
-        RedisLeaderboard(redis, settings.redis.key_prefix) if redis else LedgerLeaderboard(db)
-    )
+    redis = connect_redis(settings)
+    leaderboard = leaderboard_for(db, redis, settings.redis.key_prefix)
     # Prices are the hub's kept state: in Redis they are readable from here; without Redis they
     # live in the server's memory, out of this process's reach.
-    prices = RedisBackend(redis, settings.redis.key_prefix) if redis else None
+    prices = backend_for(redis, settings.redis.key_prefix) if redis else None
     runtime = BotRuntime.create(settings, db, leaderboard, prices)
     try:
         # Polling and a webhook exclude each other at Telegram's end.

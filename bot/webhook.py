@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import structlog
+from aiogram import Bot, Dispatcher
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 
@@ -30,7 +31,11 @@ class BotWebhookController(Controller):
 
     @post(request_max_body_size=MAX_UPDATE_BYTES, status_code=200)
     async def receive(
-        self, request: Request[Any, Any, Any], settings: NamedDependency[Settings]
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        dispatcher: NamedDependency[Dispatcher],
+        bot: NamedDependency[Bot],
     ) -> Response[None]:
         expected = settings.bot.webhook_secret.encode()
         given = request.headers.get("x-telegram-bot-api-secret-token", "").encode()
@@ -44,9 +49,8 @@ class BotWebhookController(Controller):
             raise BadRequest("the update is not JSON", code="bad_update") from exc
         if not isinstance(update, dict):
             raise BadRequest("the update is not a JSON object", code="bad_update")
-        runtime = request.app.state.bot
         try:
-            await runtime.dispatcher.feed_raw_update(runtime.bot, update)
+            await dispatcher.feed_raw_update(bot, update)
         except Exception:
             # Answering 200 anyway stops Telegram from redelivering an update we cannot handle.
             log.exception("bot_update_failed", update_id=update.get("update_id"))

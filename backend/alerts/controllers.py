@@ -11,9 +11,9 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from backend.alerts import service
 from backend.alerts.schemas import AlertView, NewAlert, alert_view
 from backend.db.uow import UnitOfWork
+from backend.hub.hub import Hub
 from backend.inputs import Id64
 from backend.openapi import errors
-from backend.resources import Resources
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
@@ -35,11 +35,11 @@ class AlertsController(Controller):
         request: SignedIn,
         data: JSONBody[NewAlert],
         uow: NamedDependency[UnitOfWork],
-        resources: NamedDependency[Resources],
+        hub: NamedDependency[Hub],
     ) -> AlertView:
         """Notify me (in the bot) once when the market crosses the price."""
         alert = await service.create_alert(
-            uow, resources.hub.backend, _user_id(request), data.market, data.price, data.direction
+            uow, hub.backend, _user_id(request), data.market, data.price, data.direction
         )
         return alert_view(alert)
 

@@ -8,8 +8,8 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, String
 from sqlmodel import Field, SQLModel
 
+from backend.clock import utcnow
 from backend.db.types import BigId, UTCDateTime
-from backend.users.models import utcnow
 
 
 class Direction(StrEnum):

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 
 from backend.alerts.models import Direction, PriceAlert
-from backend.market.markets import market_by_symbol
+from backend.alerts.service import summary
 
 
 class NewAlert(msgspec.Struct, forbid_unknown_fields=True):
     market: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
     price: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
-    """A decimal string on the market's tick grid, e.g. "6.0000" for TON-USDT."""
+    """A plain positive decimal on the market's tick grid, e.g. "6.0000" for TON-USDT
+    (``invalid_price`` otherwise, as for an order's price)."""
     direction: Direction | None = None
     """"above" or "below"; left out, it is the side of the current price the threshold is on."""
 
@@ -33,22 +35,4 @@ class AlertView(msgspec.Struct):
 
 
 def alert_view(alert: PriceAlert) -> AlertView:
-    assert alert.id is not None
-    # Only known markets are ever stored (the service refuses others).
-    market = market_by_symbol(alert.market)
-    fired = alert.fired_price_ticks
-    return AlertView(
-        id=alert.id,
-        market=alert.market,
-        direction=alert.direction,
-        price=market.price_str(alert.price_ticks),
-        status=alert.status,
-        created_at=alert.created_at,
-        fired_at=alert.fired_at,
-        fired_price=market.price_str(fired) if fired is not None else None,
-    )
-
-
-def alert_event(alert: PriceAlert) -> dict[str, Any]:
-    """The ``alert_fired`` event on the owner's ``user:<id>`` topic."""
-    return {"type": "alert_fired", **msgspec.to_builtins(alert_view(alert))}
+    return AlertView(**asdict(summary(alert)))

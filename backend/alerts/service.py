@@ -1,15 +1,17 @@
 """Setting, listing and cancelling a user's price alerts; firing lives in ``watcher.py``.
 
-Thresholds are checked the way orders will be: a known market, a positive price on its tick
-grid. Without a direction, the side of the current price the threshold lies on gives it.
+Thresholds are parsed as orders' prices are (``backend/market/grid.py``): a known market, a
+positive plain decimal on its tick grid, refused as ``invalid_price`` otherwise.  Without a
+direction, the side of the current price the threshold lies on gives it.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import func, update
@@ -26,12 +28,47 @@ from backend.users.models import User
 # A handful per market on each side is what a person watches; more is a bot, and every active
 # alert costs the watcher a row to scan when the price crosses.
 MAX_ACTIVE_ALERTS = 20
-# Ticks are stored as BIGINT; far below its 2**63 limit so no arithmetic near it can overflow.
-MAX_PRICE_TICKS = 2**62
-
-_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+# The largest threshold: ticks are stored as BIGINT, and this stays far below its 2**63 limit
+# so no arithmetic near it can overflow.  An alert may watch past what an order may trade at.
+MAX_PRICE_TICKS = 2**62 - 1
 
 StatusFilter = Literal["active", "fired", "cancelled", "all"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSummary:
+    """An alert as the API and the hub show it: prices as strings with the market's decimals."""
+
+    id: int
+    market: str
+    direction: str
+    price: str
+    status: str
+    created_at: datetime
+    fired_at: datetime | None
+    fired_price: str | None
+
+
+def summary(alert: PriceAlert) -> AlertSummary:
+    assert alert.id is not None
+    # Only known markets are ever stored (create_alert refuses others).
+    market = market_by_symbol(alert.market)
+    fired = alert.fired_price_ticks
+    return AlertSummary(
+        id=alert.id,
+        market=alert.market,
+        direction=alert.direction,
+        price=market.price_str(alert.price_ticks),
+        status=alert.status,
+        created_at=alert.created_at,
+        fired_at=alert.fired_at,
+        fired_price=market.price_str(fired) if fired is not None else None,
+    )
+
+
+def alert_event(alert: PriceAlert) -> dict[str, Any]:
+    """The ``alert_fired`` event on the owner's ``user:<id>`` topic."""
+    return {"type": "alert_fired", **msgspec.to_builtins(summary(alert))}
 
 
 async def latest_ticks(quotes: HubBackend, market: Market) -> int | None:
@@ -46,26 +83,6 @@ async def latest_ticks(quotes: HubBackend, market: Market) -> int | None:
         return market.to_ticks(Decimal(str(quote["price"])))
     except (ValueError, ArithmeticError):
         return None
-
-
-def parse_threshold(market: Market, price: str) -> int:
-    """A threshold in ticks: positive, on the market's grid, within BIGINT."""
-    text = price.strip()
-    # Plain decimals only: no exponents, NaN or digit separators, which Decimal would accept.
-    if not _DECIMAL.fullmatch(text):
-        raise BadRequest("price: a decimal number such as 5.25", code="bad_price")
-    value = Decimal(text)
-    if value <= 0:
-        raise BadRequest("price must be positive", code="price_not_positive")
-    if value >= MAX_PRICE_TICKS * market.tick_size:
-        raise BadRequest("price is too large", code="price_too_large")
-    ticks, remainder = divmod(value, market.tick_size)
-    if remainder != 0:
-        raise BadRequest(
-            f"price must be a multiple of {market.tick_size} on {market.symbol}",
-            code="price_off_grid",
-        )
-    return int(ticks)
 
 
 def known_market(symbol: str) -> Market:
@@ -85,7 +102,7 @@ async def create_alert(
 ) -> PriceAlert:
     """Set an alert; at most MAX_ACTIVE_ALERTS active per user, even under concurrent requests."""
     market = known_market(symbol)
-    ticks = parse_threshold(market, price)
+    ticks = market.parse_price(price, MAX_PRICE_TICKS)
     if direction is None:
         direction = await _direction_from_price(quotes, market, ticks)
     session = uow.session

@@ -21,13 +21,12 @@ from sqlalchemy import and_, func, or_, update
 from sqlmodel import col, select
 
 from backend.alerts.models import AlertStatus, Direction, PriceAlert
-from backend.alerts.schemas import alert_event
+from backend.alerts.service import alert_event, summary
+from backend.clock import utcnow
 from backend.db.engine import Database
 from backend.db.uow import AfterCommit, UnitOfWork, unit_of_work
 from backend.market.feed import Publisher
-from backend.market.markets import market_by_symbol
 from backend.notify.service import enqueue
-from backend.users.models import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -157,11 +156,11 @@ async def _fire_market(uow: UnitOfWork, market: str, price: int) -> list[PriceAl
 
 def _payload(alert: PriceAlert) -> dict[str, str]:
     """What ``notify.messages`` renders for kind ``price_alert``."""
-    market = market_by_symbol(alert.market)
-    assert alert.fired_price_ticks is not None
+    fired = summary(alert)
+    assert fired.fired_price is not None
     return {
-        "market": alert.market,
-        "direction": alert.direction,
-        "price": market.price_str(alert.price_ticks),
-        "fired_price": market.price_str(alert.fired_price_ticks),
+        "market": fired.market,
+        "direction": fired.direction,
+        "price": fired.price,
+        "fired_price": fired.fired_price,
     }

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, ForeignKey, String
 from sqlmodel import Field, SQLModel
 
+from backend.clock import utcnow
 from backend.db.types import UTCDateTime
-from backend.users.models import utcnow
 
 
 class AuditEntry(SQLModel, table=True):

@@ -10,12 +10,14 @@ import msgspec
 from litestar import Controller, Request, Response, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import SkipValidation
 from litestar.security.jwt import JWTCookieAuth, Token
 
 from backend.auth.initdata import InitDataError, TelegramKeys, validate_init_data
 from backend.auth.ratelimit import RATE_LIMIT_OPT, RateLimiter
 from backend.auth.service import open_session, revoke_session
 from backend.auth.sessions import COOKIE_NAME, PUBLIC, session_response
+from backend.auth.signin import sign_in
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import Unauthorized
@@ -67,6 +69,8 @@ class AuthController(Controller):
         request: Request[Any, Any, Any],
         uow: NamedDependency[UnitOfWork],
         settings: NamedDependency[Settings],
+        limiter: NamedDependency[RateLimiter],
+        auth: NamedDependency[SkipValidation[JWTCookieAuth[User, Token]]],
     ) -> Response[dict[str, Any]]:
         """Exchange Telegram initData for a session (JWT in the body and an HttpOnly cookie)."""
         body = await _parse_body(request, _decode_sign_in)
@@ -80,7 +84,6 @@ class AuthController(Controller):
             raise Unauthorized(exc.message, code=f"init_data_{exc.code}") from exc
         refuse_nul("init_data", data.model_dump(mode="json"))
         assert data.user is not None
-        limiter: RateLimiter = request.app.state.resources.limiter
         await limiter.hit("signin_user", str(data.user.id))
         profile = service.TelegramProfile(
             telegram_id=data.user.id,
@@ -91,10 +94,8 @@ class AuthController(Controller):
             is_premium=bool(data.user.is_premium),
             photo_url=data.user.photo_url,
         )
-        signed = await service.sign_in(
-            uow, profile, start_param=data.start_param or body.start_param
-        )
-        return await _signed_in(request, uow, signed)
+        signed = await sign_in(uow, profile, start_param=data.start_param or body.start_param)
+        return await _signed_in(auth, uow, signed)
 
     @post("/logout", status_code=204, opt={"exclude_from_auth": False})
     async def logout(
@@ -116,15 +117,18 @@ class DemoAuthController(Controller):
 
     @post("/demo", opt={RATE_LIMIT_OPT: "signin"}, request_max_body_size=MAX_BODY_BYTES)
     async def demo(
-        self, request: Request[Any, Any, Any], uow: NamedDependency[UnitOfWork]
+        self,
+        request: Request[Any, Any, Any],
+        uow: NamedDependency[UnitOfWork],
+        auth: NamedDependency[SkipValidation[JWTCookieAuth[User, Token]]],
     ) -> Response[dict[str, Any]]:
         """A fresh demo user for a browser without Telegram."""
         body = await _parse_body(request, _decode_demo)
         # Negative ids never collide with Telegram's, which are positive.
         demo_id = -secrets.randbelow(2**52) - 1
         profile = service.TelegramProfile(telegram_id=demo_id, first_name="Demo", username=None)
-        signed = await service.sign_in(uow, profile, start_param=body.start_param, is_demo=True)
-        return await _signed_in(request, uow, signed)
+        signed = await sign_in(uow, profile, start_param=body.start_param, is_demo=True)
+        return await _signed_in(auth, uow, signed)
 
 
 async def _parse_body(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
@@ -142,9 +146,8 @@ async def _parse_body(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
 
 
 async def _signed_in(
-    request: Request[Any, Any, Any], uow: UnitOfWork, signed: service.SignIn
+    auth: JWTCookieAuth[User, Token], uow: UnitOfWork, signed: service.SignIn
 ) -> Response[dict[str, Any]]:
-    auth: JWTCookieAuth[User, Token] = request.app.state.auth
     user = signed.user
     assert user.id is not None
     # Committed with the request's unit of work, before the response (and its token) leaves.

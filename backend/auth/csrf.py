@@ -9,6 +9,7 @@ Authorization header is refused there and then, so it cannot wave a cookie throu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -23,22 +24,28 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _TRUSTED_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
-def same_origin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    scope = connection.scope
-    if scope["type"] != ScopeType.HTTP or scope["method"] in SAFE_METHODS:
-        return
-    used = credential(connection)
-    if used is None or used.kind == "bearer":
-        return
-    headers = connection.headers
-    fetch_site = headers.get("sec-fetch-site")
-    if fetch_site is not None:
-        if fetch_site in _TRUSTED_FETCH_SITES:
+@dataclass(frozen=True, slots=True)
+class SameOriginGuard:
+    """App-wide: a cookie-authenticated write must come from ``base_url`` or the request's own."""
+
+    base_url: str
+
+    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        scope = connection.scope
+        if scope["type"] != ScopeType.HTTP or scope["method"] in SAFE_METHODS:
             return
-        raise Forbidden("cross-site request refused", code="cross_site")
-    origin = headers.get("origin")
-    if origin is None:
-        return  # not a browser: browsers send Origin (or Sec-Fetch-Site) on every POST
-    own = {str(connection.base_url).rstrip("/"), connection.app.state.settings.app.base_url}
-    if origin.rstrip("/") not in own:
-        raise Forbidden("cross-site request refused", code="cross_site")
+        used = credential(connection)
+        if used is None or used.kind == "bearer":
+            return
+        headers = connection.headers
+        fetch_site = headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            if fetch_site in _TRUSTED_FETCH_SITES:
+                return
+            raise Forbidden("cross-site request refused", code="cross_site")
+        origin = headers.get("origin")
+        if origin is None:
+            return  # not a browser: browsers send Origin (or Sec-Fetch-Site) on every POST
+        own = {str(connection.base_url).rstrip("/"), self.base_url}
+        if origin.rstrip("/") not in own:
+            raise Forbidden("cross-site request refused", code="cross_site")

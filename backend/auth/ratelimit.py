@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItem, parse
@@ -73,22 +74,27 @@ class RateLimiter:
             self._storage.timer.cancel()
 
 
-async def rate_limit_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """App-wide guard: sign-in is limited per address; every write per user and per address."""
-    limiter: RateLimiter = connection.app.state.resources.limiter
-    ip = connection.client.host if connection.client else "unknown"
-    special = handler.opt.get(RATE_LIMIT_OPT)
-    if special == "none":
-        return
-    if special == "signin":
-        await limiter.hit("signin_ip", ip)
-        return
-    scope = connection.scope
-    if scope["type"] != ScopeType.HTTP or scope["method"] not in WRITE_METHODS:
-        return
-    user = connection.scope.get("user")
-    if user is not None:
-        await limiter.hit("write_user", str(user.id))
-    await limiter.hit("write_ip", ip)
+@dataclass(frozen=True, slots=True)
+class RateLimitGuard:
+    """App-wide: sign-in is limited per address; every write per user and per address."""
+
+    limiter: RateLimiter
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        limiter = self.limiter
+        ip = connection.client.host if connection.client else "unknown"
+        special = handler.opt.get(RATE_LIMIT_OPT)
+        if special == "none":
+            return
+        if special == "signin":
+            await limiter.hit("signin_ip", ip)
+            return
+        scope = connection.scope
+        if scope["type"] != ScopeType.HTTP or scope["method"] not in WRITE_METHODS:
+            return
+        user = connection.scope.get("user")
+        if user is not None:
+            await limiter.hit("write_user", str(user.id))
+        await limiter.hit("write_ip", ip)

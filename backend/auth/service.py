@@ -7,17 +7,25 @@ routes share these functions.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import TypeGuard
 
+import structlog
 from sqlalchemy import CursorResult, delete
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.auth.models import AuthSession
-from backend.users.models import User, utcnow
+from backend.clock import utcnow
+from backend.db.engine import Database
+from backend.users.models import User
+
+log = structlog.get_logger(__name__)
+
+PRUNE_SECONDS = 3600.0
 
 # users.id is a 32-bit integer on PostgreSQL: a claim beyond it names nobody (and must not
 # reach the database, where it would be an overflow error instead of a 401).
@@ -103,6 +111,19 @@ async def prune_sessions(session: AsyncSession, *, before: datetime) -> int:
     result = await session.exec(delete(AuthSession).where(col(AuthSession.expires_at) < before))
     assert isinstance(result, CursorResult)
     return int(result.rowcount)
+
+
+async def prune_forever(db: Database) -> None:
+    """Dead sessions are only kept for the lookup that refuses them, which the token's own
+    expiry already does: an hourly sweep keeps the table to about a day of sign-ins."""
+    while True:
+        await asyncio.sleep(PRUNE_SECONDS)
+        try:
+            async with db.sessions() as session:
+                await prune_sessions(session, before=utcnow())
+                await session.commit()
+        except Exception:
+            log.exception("session_prune_failed")  # the next sweep catches up
 
 
 async def live_sessions(session: AsyncSession, session_ids: Collection[str]) -> set[str]:

@@ -67,18 +67,15 @@ class SessionAuthMiddleware(JWTCookieAuthenticationMiddleware):
         return await self.authenticate_token(encoded_token=found.token, connection=connection)
 
 
-async def retrieve_user(
-    token: Token, connection: ASGIConnection[Any, Any, Any, Any]
-) -> User | None:
-    """The user, if the token's session is live: a logout or a role change counts at once."""
-    user_id, session_id = user_id_of(token.sub), token.extras.get("sid")
-    if user_id is None or not valid_session_id(session_id):
-        return None
-    async with connection.app.state.resources.db.reads() as session:
-        return await active_user(session, user_id, session_id)
+def build_auth(settings: Settings, db: Database) -> JWTCookieAuth[User, Token]:
+    async def retrieve_user(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+        """The user, if the token's session is live: a logout or a role change counts at once."""
+        user_id, session_id = user_id_of(token.sub), token.extras.get("sid")
+        if user_id is None or not valid_session_id(session_id):
+            return None
+        async with db.reads() as session:
+            return await active_user(session, user_id, session_id)
 
-
-def build_auth(settings: Settings) -> JWTCookieAuth[User, Token]:
     return JWTCookieAuth[User, Token](
         token_secret=settings.auth.jwt_secret,
         retrieve_user_handler=retrieve_user,

@@ -24,6 +24,7 @@ from litestar import WebSocket
 
 from backend.auth.sessions import SessionIdentity, authenticate, credential
 from backend.errors import Unauthorized
+from backend.hub.connection import SocketRegistry
 
 # Close codes of /ws (documented in the README, next to 4008 "slow consumer").
 UNAUTHORIZED = 4001
@@ -34,18 +35,20 @@ class BadCredential(Exception):
     pass
 
 
-def own_origin(socket: WebSocket[Any, Any, Any]) -> bool:
+def own_origin(socket: WebSocket[Any, Any, Any], base_url: str) -> bool:
     """Browsers send Origin on every WebSocket handshake; a client without one is no page."""
     origin = socket.headers.get("origin")
     if origin is None:
         return True
-    own = {str(socket.base_url).rstrip("/"), socket.app.state.settings.app.base_url}
+    own = {str(socket.base_url).rstrip("/"), base_url}
     # The handshake's base URL says ws:// where the page said http://.
     own |= {url.replace("ws://", "http://").replace("wss://", "https://") for url in own}
     return origin.rstrip("/") in own
 
 
-async def connect_session(socket: WebSocket[Any, Any, Any]) -> SessionIdentity | None:
+async def connect_session(
+    socket: WebSocket[Any, Any, Any], registry: SocketRegistry
+) -> SessionIdentity | None:
     """The session the handshake carries, None for anonymous; BadCredential for a header that
     is malformed or names no live session (a stale cookie only makes the socket anonymous)."""
     try:
@@ -54,9 +57,9 @@ async def connect_session(socket: WebSocket[Any, Any, Any]) -> SessionIdentity |
         raise BadCredential(exc.message) from exc
     if found is None:
         return None
-    if found.kind == "cookie" and not own_origin(socket):
+    if found.kind == "cookie" and not own_origin(socket, registry.base_url):
         return None
-    identity = await authenticate(socket.app.state.resources.db, socket.app.state.auth, found.token)
+    identity = await authenticate(registry.db, registry.auth, found.token)
     if identity is None and found.kind == "bearer":
         raise BadCredential("the token names no live session")
     return identity

@@ -311,6 +311,11 @@ class SocketRegistry:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
+    @property
+    def base_url(self) -> str:
+        """The app's own address: a cookie only authenticates a handshake from our pages."""
+        return self._settings.app.base_url
+
     def admit(self, address: str) -> bool:
         """Count one more socket from ``address``, unless it already holds its share."""
         if self._per_address[address] >= self._settings.hub.max_sockets_per_address:

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from litestar import Controller, WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from redis.exceptions import RedisError
 
@@ -44,13 +45,14 @@ class HubController(Controller):
     opt = PUBLIC  # anonymous clients may read public topics; private ones check the session
 
     @websocket("/ws")
-    async def socket(self, socket: WebSocket[Any, Any, Any]) -> None:
-        registry: SocketRegistry = socket.app.state.sockets
+    async def socket(
+        self, socket: WebSocket[Any, Any, Any], registry: NamedDependency[SocketRegistry]
+    ) -> None:
         address = _address(socket)
         if not await _admit(socket, registry, address):
             return
         try:
-            viewer = Viewer(await connect_session(socket))
+            viewer = Viewer(await connect_session(socket, registry))
             follow = HtmlFollow(_renderer(socket))
         except BadCredential as exc:
             registry.release(address)
@@ -62,9 +64,10 @@ class HubController(Controller):
         await _hand_over(socket, registry, address, viewer, follow)
 
     @websocket("/ws/html")
-    async def html(self, socket: WebSocket[Any, Any, Any]) -> None:
+    async def html(
+        self, socket: WebSocket[Any, Any, Any], registry: NamedDependency[SocketRegistry]
+    ) -> None:
         """Fragments for a page without the hub client (htmx ``ws-connect``)."""
-        registry: SocketRegistry = socket.app.state.sockets
         address = _address(socket)
         if not await _admit(socket, registry, address):
             return

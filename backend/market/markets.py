@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from backend.market.grid import InvalidAmount, parse_steps, to_steps
+
 
 @dataclass(frozen=True, slots=True)
 class Market:
@@ -28,8 +30,11 @@ class Market:
             raise ValueError(f"{self.symbol}: volatility must not be negative")
         if self.start_price <= 0:
             raise ValueError(f"{self.symbol}: start price must be positive")
-        # Raises when the start price is off the tick grid: a typo here would skew every quote.
-        self.to_ticks(self.start_price)
+        # Refused when the start price is off the tick grid: a typo here would skew every quote.
+        try:
+            self.to_ticks(self.start_price)
+        except InvalidAmount as exc:
+            raise ValueError(f"{self.symbol}: {exc.message}") from None
 
     @property
     def decimals(self) -> int:
@@ -43,15 +48,14 @@ class Market:
         return self.to_ticks(self.start_price)
 
     def to_ticks(self, price: Decimal) -> int:
-        """A price as a whole number of ticks; a price off the tick grid is refused, not rounded."""
-        if not price.is_finite():
-            raise ValueError(f"{self.symbol}: price must be finite, got {price}")
-        ticks, remainder = divmod(price, self.tick_size)
-        if remainder != 0:
-            raise ValueError(
-                f"{self.symbol}: price {price} is not a multiple of the tick size {self.tick_size}"
-            )
-        return int(ticks)
+        """A price as a whole number of ticks; a price off the tick grid is refused, not rounded
+        (``InvalidAmount``, a ValueError)."""
+        return to_steps(price, self.tick_size, "price")
+
+    def parse_price(self, text: str, largest: int) -> int:
+        """A price typed by a user (an order's limit, an alert's threshold) in ticks, at most
+        ``largest``; anything else is ``InvalidAmount`` with code ``invalid_price``."""
+        return parse_steps(text, self.tick_size, "price", largest)
 
     def to_price(self, ticks: int) -> Decimal:
         return (ticks * self.tick_size).quantize(self.tick_size)

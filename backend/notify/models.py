@@ -18,8 +18,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from backend.clock import utcnow
 from backend.db.types import BigId, UTCDateTime
-from backend.users.models import utcnow
 
 
 class Status(StrEnum):

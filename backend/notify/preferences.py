@@ -16,13 +16,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from backend.clock import utcnow
 from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest
 from backend.i18n import languages, locale_of
 from backend.notify.messages import DIGEST_TOPICS, KINDS, TOPICS
 from backend.notify.models import NotificationSettings
-from backend.users.models import utcnow
 
 MINUTES_PER_DAY = 24 * 60
 

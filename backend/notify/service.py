@@ -13,12 +13,13 @@ from typing import Any
 from sqlalchemy import JSON, String, bindparam, literal, select
 from sqlmodel import col
 
+from backend.clock import utcnow
 from backend.db.engine import insert_for
 from backend.db.types import UTCDateTime
 from backend.db.uow import UnitOfWork
 from backend.notify.messages import KINDS
 from backend.notify.models import Notification, Status
-from backend.users.models import User, utcnow
+from backend.users.models import User
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,17 +32,19 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
+from redis.asyncio import Redis
 from sqlalchemy import ColumnElement, case, or_, select, update
 from sqlmodel import col
 
+from backend.clock import utcnow
 from backend.config import Settings
 from backend.db.engine import Database
 from backend.i18n import Translator
-from backend.notify.limiter import DeliveryLimiter
+from backend.notify.limiter import DeliveryLimiter, limiter_for
 from backend.notify.messages import KINDS, button_label, render, render_digest
 from backend.notify.models import Notification, Status
 from backend.notify.preferences import DEFAULT, Preferences, load_many
-from backend.users.models import User, utcnow
+from backend.users.models import User
 
 log = structlog.get_logger(__name__)
 
@@ -322,3 +324,16 @@ class NotificationWorker:
                 .values(**values)
             )
             await session.commit()
+
+
+def notifier_for(
+    db: Database, bot: Bot, redis: Redis | None, settings: Settings
+) -> NotificationWorker:
+    """The outbox's sender; with Redis, every process that sends shares the rate limits."""
+    limiter = limiter_for(
+        redis,
+        settings.redis.key_prefix,
+        settings.notify.per_second,
+        settings.notify.per_chat_per_second,
+    )
+    return NotificationWorker(db, bot, limiter, settings)

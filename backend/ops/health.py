@@ -7,9 +7,10 @@ from typing import Any
 
 from litestar import Controller, MediaType, Response, get
 from litestar.di import NamedDependency
+from redis.asyncio import Redis
 from sqlalchemy import text
 
-from backend.resources import Resources
+from backend.db.engine import Database
 
 # A dependency that does not answer in this time is as good as down for a load balancer.
 READY_TIMEOUT_SECONDS = 2.0
@@ -26,11 +27,13 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", media_type=MediaType.JSON)
-    async def readyz(self, resources: NamedDependency[Resources]) -> Response[dict[str, Any]]:
+    async def readyz(
+        self, db: NamedDependency[Database], redis: NamedDependency[Redis | None]
+    ) -> Response[dict[str, Any]]:
         """The database and Redis (when configured) answer."""
-        checks = {"database": await _check(_ping_database(resources))}
-        if resources.redis is not None:
-            checks["redis"] = await _check(resources.redis.ping())
+        checks = {"database": await _check(_ping_database(db))}
+        if redis is not None:
+            checks["redis"] = await _check(redis.ping())
         ready = all(value == "ok" for value in checks.values())
         return Response(
             {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -38,8 +41,8 @@ class HealthController(Controller):
         )
 
 
-async def _ping_database(resources: Resources) -> None:
-    async with resources.db.engine.connect() as connection:
+async def _ping_database(db: Database) -> None:
+    async with db.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -26,18 +27,20 @@ websocket_connections = Gauge(
 )
 
 
-def metrics_readers_only(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
+@dataclass(frozen=True, slots=True)
+class MetricsReaders:
     """Metrics describe traffic and internals: only the scraper's addresses may read them."""
-    allowed = connection.app.state.settings.app.metrics_allow_ips
-    client = connection.client.host if connection.client else ""
-    if allowed.strip() != "*" and client not in {ip.strip() for ip in allowed.split(",")}:
-        raise Forbidden("metrics are not served to this address")
+
+    allowed: str  # comma-separated addresses, or "*"
+
+    def __call__(self, connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        client = connection.client.host if connection.client else ""
+        allowed = self.allowed
+        if allowed.strip() != "*" and client not in {ip.strip() for ip in allowed.split(",")}:
+            raise Forbidden("metrics are not served to this address")
 
 
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
     opt = {"exclude_from_auth": True}
-    guards = [metrics_readers_only]

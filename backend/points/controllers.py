@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
+from backend.account import summary as account
 from backend.audit.service import AuditContext
 from backend.auth.guards import moderator_only
 from backend.config import Settings
+from backend.db.engine import Database
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest
-from backend.ledger.events import balance_view
 from backend.openapi import errors
 from backend.points import queries
 from backend.points.feed import named
-from backend.points.rules import Rules
+from backend.points.leaderboard import Leaderboard
 from backend.points.schemas import (
     Adjust,
     AdjustmentView,
@@ -34,10 +35,7 @@ from backend.points.schemas import (
     ReferralLevel,
     ReferralsView,
 )
-from backend.points.service import Points, today_utc
-from backend.resources import Resources
-from backend.trading import queries as trading_queries
-from backend.users.controllers import referral_link
+from backend.points.service import Points
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
@@ -57,13 +55,8 @@ class BalancesController(Controller):
         self, request: SignedIn, uow: NamedDependency[UnitOfWork]
     ) -> list[BalanceView]:
         """Every asset's balance: available, locked by open orders or pending transfers, total."""
-        async with uow.read() as session:
-            found = await queries.balances(session, _user_id(request))
-            held = await trading_queries.held(session, _user_id(request))
-        return [
-            BalanceView(**balance_view(code, balance, held.get(code, 0)))
-            for code, balance in found.items()
-        ]
+        found = await account.balances(uow.read, _user_id(request))
+        return [BalanceView(**asdict(balance)) for balance in found]
 
 
 class PointsController(Controller):
@@ -76,26 +69,11 @@ class PointsController(Controller):
         request: SignedIn,
         uow: NamedDependency[UnitOfWork],
         points: NamedDependency[Points],
-        resources: NamedDependency[Resources],
+        leaderboard: NamedDependency[Leaderboard],
     ) -> PointsSummary:
         """Balance, rank, check-in streak and what the next check-in pays."""
-        user_id = _user_id(request)
-        async with uow.read() as session:
-            balance = await queries.points_balance(session, user_id)
-            profile = await queries.profile(session, user_id)
-        standing = await resources.leaderboard.standing(user_id)
-        today = today_utc()
-        last = profile.last_checkin if profile else None
-        streak = profile.streak if profile else 0
-        return PointsSummary(
-            balance=balance,
-            rank=standing.rank,
-            streak=Rules.current_streak(last, streak, today),
-            checked_in_today=last == today,
-            next_checkin_points=points.rules.next_checkin_points(last, streak, today),
-            checkin_days=profile.checkin_days if profile else 0,
-            active=bool(profile and profile.activated_at),
-        )
+        found = await account.points_summary(uow.read, leaderboard, points.rules, _user_id(request))
+        return PointsSummary(**asdict(found))
 
     @post("/checkin", status_code=200)
     async def checkin(
@@ -131,12 +109,13 @@ class PointsController(Controller):
     async def leaderboard(
         self,
         request: SignedIn,
-        resources: NamedDependency[Resources],
+        db: NamedDependency[Database],
+        leaderboard: NamedDependency[Leaderboard],
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> LeaderboardView:
         """The top of the board and the signed-in user's own place."""
-        top = await named(resources.db, await resources.leaderboard.top(limit))
-        standing = await resources.leaderboard.standing(_user_id(request))
+        top = await named(db, await leaderboard.top(limit))
+        standing = await leaderboard.standing(_user_id(request))
         return LeaderboardView(
             top=[LeaderboardRow(**row) for row in top],
             me=LeaderboardRow(
@@ -156,25 +135,18 @@ class ReferralsController(Controller):
         uow: NamedDependency[UnitOfWork],
         settings: NamedDependency[Settings],
     ) -> ReferralsView:
-        """The referral link, referees, and rewards earned and still pending."""
-        user = request.user
-        async with uow.read() as session:
-            summary = await queries.referrals(session, _user_id(request))
-        link = referral_link(settings, user)
-        shares = settings.points.referral_bps
+        """The referral link and its share URL, referees, and rewards earned and pending."""
+        found = await account.referral_summary(uow.read, settings, request.user)
         return ReferralsView(
-            code=user.referral_code,
-            link=link,
-            share_url=f"https://t.me/share/url?{urlencode({'url': link})}" if link else None,
-            level1_count=summary.level1_count,
-            level2_count=summary.level2_count,
-            earned=summary.earned,
-            pending=summary.pending,
-            levels=[
-                ReferralLevel(level, bps, *summary.by_level.get(level, (0, 0)))
-                for level, bps in enumerate(shares, start=1)
-            ],
-            referees=[RefereeView(r.id, r.name, r.joined_at, r.active) for r in summary.referees],
+            code=found.code,
+            link=found.link,
+            share_url=found.share_url,
+            level1_count=found.level1_count,
+            level2_count=found.level2_count,
+            earned=found.earned,
+            pending=found.pending,
+            levels=[ReferralLevel(**asdict(level)) for level in found.levels],
+            referees=[RefereeView(**asdict(referee)) for referee in found.referees],
         )
 
 

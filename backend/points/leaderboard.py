@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from sqlalchemy import text
 
 from backend.db.engine import Database
 from backend.ledger.assets import POINTS
 from backend.ledger.domain import AccountSpec, Balance
+
+log = structlog.get_logger(__name__)
 
 # Entries per Redis call when many balances change or the board is rebuilt.
 _CHUNK = 1000
@@ -83,6 +86,11 @@ class Leaderboard(ABC):
         """Bring the board in line with the ledger; returns the number of entries."""
         return 0
 
+    async def restore(self, db: Database) -> None:
+        """At start: a board that lost its data gets it back from the ledger (the rebuild is
+        version-checked, so processes starting together do no harm)."""
+        return None  # the ledger's own board cannot lose anything
+
     async def on_balances(self, balances: list[Balance]) -> None:
         """Ledger listener: runs after each commit that moved balances."""
         entries = entries_from(balances)
@@ -139,6 +147,13 @@ class RedisLeaderboard(Leaderboard):
         """Whether the board is gone (Redis restarted without its data)."""
         return not await self.redis.exists(self.versions)
 
+    async def restore(self, db: Database) -> None:
+        try:
+            if await self.missing():
+                log.info("leaderboard_rebuilt", entries=await self.rebuild(db))
+        except Exception:
+            log.exception("leaderboard_rebuild_failed")
+
 
 class LedgerLeaderboard(Leaderboard):
     """Without Redis: the ledger itself is the board (fine for the embedded default's users)."""
@@ -183,3 +198,8 @@ class LedgerLeaderboard(Leaderboard):
             connection = await session.connection()
             result = await connection.execute(text(sql), {"asset": POINTS.code, **params})
             return list(result.all())
+
+
+def leaderboard_for(db: Database, redis: Redis | None, prefix: str) -> Leaderboard:
+    """Redis when the process has it (a sorted set every process shares), else the ledger."""
+    return RedisLeaderboard(redis, prefix) if redis is not None else LedgerLeaderboard(db)

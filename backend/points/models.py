@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Column, Date, ForeignKey, SmallInteger, String
 from sqlmodel import Field, SQLModel
 
+from backend.clock import utcnow
 from backend.db.types import UTCDateTime
-from backend.users.models import utcnow
 
 
 class PointsProfile(SQLModel, table=True):

@@ -6,20 +6,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, text
+from sqlalchemy import case, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from backend.clock import utcnow
 from backend.config import PointsSettings
-from backend.ledger.assets import ASSETS, POINTS
-from backend.ledger.domain import Balance, user_account
+from backend.ledger.assets import POINTS
+from backend.ledger.domain import user_account
+from backend.ledger.queries import balances
 from backend.ledger.service import now_micros
-from backend.ledger.store.base import ACCOUNT_COLUMNS, balance_from
 from backend.points.models import PointsProfile
-from backend.users.models import User, utcnow
+from backend.users.models import User
 
-_BALANCES = f"SELECT {ACCOUNT_COLUMNS} FROM ledger_accounts WHERE key IN :keys"  # noqa: S608
 # Originals only (posted and pending); a post or void is shown as its pending's outcome.
 _HISTORY = """
 SELECT t.id, t.debit_account_id, t.amount, t.kind, t.code, t.metadata, t.timestamp,
@@ -48,16 +48,6 @@ WHERE u1.referred_by_id = :user_id
 # referrer with thousands (the farms moderators look for) must not make the page heavy.
 # The totals are counted separately.
 MAX_REFEREES_SHOWN = 100
-
-
-async def balances(session: AsyncSession, user_id: int) -> dict[str, Balance | None]:
-    """Every asset's balance for the user, None where the account was never used."""
-    keys = {user_account(user_id, code): code for code in ASSETS}
-    connection = await session.connection()
-    statement = text(_BALANCES).bindparams(bindparam("keys", expanding=True))
-    rows = (await connection.execute(statement, {"keys": list(keys)})).all()
-    found = {keys[row.key]: balance_from(row) for row in rows}
-    return {code: found.get(code) for code in ASSETS}
 
 
 async def points_balance(session: AsyncSession, user_id: int) -> int:

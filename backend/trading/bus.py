@@ -5,9 +5,10 @@ users ask for and wait for the answer, so every process answers the same:
 
 * a forwarder RPUSHes the request on ``<prefix>:trading:requests`` with its id, a deadline and
   its own reply channel ``<prefix>:trading:replies:<process>``, then waits on a future;
-* the leader's consumer BLPOPs (FIFO), runs each request through its local ``Trading`` as its
-  own task, so forwarded requests share the writers' group commits like local ones, and
-  PUBLISHes the outcome (the order, or the refusal's status, code and message);
+* the leader's consumer BLPOPs (FIFO), runs each request through the ``serve`` it was given
+  (``router.py``: the local books) as its own task, so forwarded requests share the writers'
+  group commits like local ones, and PUBLISHes the outcome (the order, or the refusal's code
+  and message, from which the forwarder raises the same error class);
 * each process reads its reply channel on one pub/sub connection and settles the futures.
 
 A request no one answers in ``order_timeout_seconds`` is a 503 ``retry``: the leader may still
@@ -22,22 +23,25 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
-from backend.errors import DomainError, Forbidden
-from backend.trading.commands import AmendOrder, CancelOrder, OrderRequest, PlaceOrder
+from backend.errors import DomainError, rebuilt
+from backend.trading.commands import (
+    AmendOrder,
+    CancelOrder,
+    OrderRequest,
+    PlaceOrder,
+    WriterUnavailable,
+)
 from backend.trading.orders import OrderState
-from backend.trading.writer import Outcome, WriterUnavailable
-
-if TYPE_CHECKING:
-    from backend.trading.service import Trading
+from backend.trading.writer import Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -64,13 +68,20 @@ class TopUp(msgspec.Struct, frozen=True):
     levels: dict[str, Decimal]
 
 
-_KINDS: dict[str, type[PlaceOrder | CancelOrder | AmendOrder | TopUp]] = {
+ForwardedRequest = PlaceOrder | CancelOrder | AmendOrder | TopUp
+_KINDS: dict[str, type[ForwardedRequest]] = {
     "place": PlaceOrder,
     "cancel": CancelOrder,
     "amend": AmendOrder,
     "top_up": TopUp,
 }
 _KIND_OF = {kind: name for name, kind in _KINDS.items()}
+
+Reply = Outcome | list[tuple[str, int]]
+"""The order after the request; for a top-up, each asset and the units added."""
+Serve = Callable[[str, ForwardedRequest], Awaitable[Reply]]
+"""Runs a forwarded request (for the market named) on the books of the process that runs them;
+raises DomainError to refuse it."""
 
 
 class Ask(msgspec.Struct, frozen=True):
@@ -84,7 +95,8 @@ class Ask(msgspec.Struct, frozen=True):
 
 
 class Refusal(msgspec.Struct, frozen=True):
-    status_code: int
+    """A DomainError: its code names its class (``errors.rebuilt``)."""
+
     code: str
     message: str
 
@@ -95,19 +107,17 @@ class Answer(msgspec.Struct, frozen=True, omit_defaults=True):
     created: bool = False
     topped: list[tuple[str, int]] | None = None
     error: Refusal | None = None
+    failed: bool = False
+    """The request broke something other than a rule (logged where it ran)."""
 
 
-class Forwarded(DomainError):
-    """A refusal from the process that runs the books, with its status and code."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        super().__init__(refusal.message, code=refusal.code)
-        self.status_code = refusal.status_code
+class ForwardedFailure(Exception):
+    """The process that runs the books failed on a forwarded request: an internal error."""
 
 
 class TradingBus:
-    def __init__(self, trading: Trading, redis: Redis, url: str, prefix: str) -> None:
-        self.trading = trading
+    def __init__(self, redis: Redis, url: str, prefix: str, *, timeout: float) -> None:
+        """``timeout``: how long a forwarder waits for its answer (seconds)."""
         self._redis = redis
         """The app's pool: RPUSH and PUBLISH, a round trip each."""
         # Our own two connections (the reply listener's, the consumer's blocking pop): they
@@ -117,7 +127,7 @@ class TradingBus:
         self._replies = f"{prefix}:trading:replies:{uuid.uuid4().hex}"
         self._waiting: dict[str, asyncio.Future[Answer]] = {}
         self._listening = asyncio.Event()
-        self.timeout = trading.settings.order_timeout_seconds
+        self.timeout = timeout
 
     async def submit(self, symbol: str, request: OrderRequest) -> Outcome:
         answer = await self._ask(_KIND_OF[type(request)], symbol, request)
@@ -167,9 +177,9 @@ class TradingBus:
         finally:
             self._waiting.pop(request_id, None)
         if result.error is not None:
-            if result.error.status_code == WriterUnavailable.status_code:
-                raise WriterUnavailable(result.error.message)
-            raise Forwarded(result.error)
+            raise rebuilt(result.error.code, result.error.message)
+        if result.failed:
+            raise ForwardedFailure("the process that runs the order books failed on this")
         return result
 
     async def listen(self) -> None:
@@ -202,9 +212,9 @@ class TradingBus:
         if waiting is not None and not waiting.done():
             waiting.set_result(answer)
 
-    async def consume(self) -> None:
-        """Take forwarded requests while this process runs the books (cancelled when it
-        stops: its lease is lost or the app shuts down)."""
+    async def consume(self, serve: Serve) -> None:
+        """Take forwarded requests and run them through ``serve`` while this process runs the
+        books (cancelled when it stops: its lease is lost or the app shuts down)."""
         slots = asyncio.Semaphore(IN_FLIGHT_MAX)
         failures = 0
         async with asyncio.TaskGroup() as group:
@@ -219,7 +229,7 @@ class TradingBus:
                     continue
                 for raw in popped:
                     await slots.acquire()
-                    task = group.create_task(self._serve(raw))
+                    task = group.create_task(self._serve(raw, serve))
                     task.add_done_callback(lambda _: slots.release())
 
     async def _pop(self) -> list[bytes]:
@@ -231,7 +241,7 @@ class TradingBus:
         rest: Any = self._own.lpop(self._queue, POP_MORE)
         return [popped[1], *(await rest or [])]
 
-    async def _serve(self, raw: bytes) -> None:
+    async def _serve(self, raw: bytes, serve: Serve) -> None:
         """One forwarded request; never raises (an error would stop the whole consumer)."""
         try:
             ask = msgspec.json.decode(raw, type=Ask)
@@ -243,23 +253,17 @@ class TradingBus:
             log.info("trading_request_expired", kind=ask.kind, late=time.time() - ask.deadline)
             return
         try:
-            if isinstance(body, TopUp):
-                # The faucet's own levels, whatever the message says: Redis is trusted to carry
-                # requests, not to set how much is minted.
-                if not self.trading.settings.faucet:
-                    raise Forbidden("the faucet is for the demo only", code="faucet_off")
-                topped = await self.trading.top_up_here(body.user_id, body.assets)
-                answer = Answer(ask.id, topped=[(t.asset, t.amount) for t in topped])
-            else:
-                outcome = await self.trading.submit_here(ask.market, body)
-                answer = Answer(ask.id, order=outcome.order, created=outcome.created)
+            reply = await serve(ask.market, body)
         except DomainError as refused:
-            answer = Answer(
-                ask.id, error=Refusal(refused.status_code, refused.code, refused.message)
-            )
+            answer = Answer(ask.id, error=Refusal(refused.code, refused.message))
         except Exception:
             log.exception("trading_forwarded_request_failed", kind=ask.kind)
-            answer = Answer(ask.id, error=Refusal(500, "internal", "internal server error"))
+            answer = Answer(ask.id, failed=True)
+        else:
+            if isinstance(reply, Outcome):
+                answer = Answer(ask.id, order=reply.order, created=reply.created)
+            else:
+                answer = Answer(ask.id, topped=reply)
         try:
             await self._redis.publish(ask.reply_to, msgspec.json.encode(answer))
         except (RedisError, OSError) as exc:

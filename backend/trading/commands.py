@@ -66,13 +66,42 @@ Request = OrderRequest | Deposit
 
 
 class OrderRejected(DomainError):
-    """The order was not accepted; ``code`` says why (the API's machine-readable reason)."""
+    """The order was not accepted; its class and ``code`` say why (the API's reason)."""
 
-    status_code = 400
+
+class InvalidPrice(OrderRejected):
+    code = "invalid_price"
+
+
+class InvalidQuantity(OrderRejected):
+    code = "invalid_quantity"
+
+
+class InvalidOrder(OrderRejected):
+    code = "invalid_order"
+
+
+class BelowMinNotional(OrderRejected):
+    code = "below_min_notional"
+
+
+class BookRefused(OrderRejected):
+    """A well-formed order the book, as it stands, does not take (it may later)."""
+
+
+class PostOnlyWouldTake(BookRefused):
+    code = "post_only_would_take"
+
+
+class FokNotFillable(BookRefused):
+    code = "fok_not_fillable"
+
+
+class NoLiquidity(BookRefused):
+    code = "no_liquidity"
 
 
 class InsufficientFunds(OrderRejected):
-    status_code = 409
     code = "insufficient_funds"
 
 
@@ -84,34 +113,34 @@ class OrderClosed(Conflict):
     code = "order_closed"
 
 
+class WriterUnavailable(DomainError):
+    """The order books cannot answer now (starting, busy, out of reach): the same request, with
+    the same client order id, may be sent again."""
+
+    code = "retry"
+
+
 # The engine's reasons, as the API names them.
-_REASONS = {
-    RejectReason.INVALID_PRICE: ("invalid_price", "the price is outside what this market takes"),
-    RejectReason.INVALID_QUANTITY: ("invalid_quantity", "the quantity is outside the limits"),
-    RejectReason.INVALID_ORDER: ("invalid_order", "this combination of options is not taken"),
-    RejectReason.BELOW_MIN_NOTIONAL: ("below_min_notional", "the order is below the minimum"),
+_REASONS: dict[RejectReason, tuple[type[DomainError], str]] = {
+    RejectReason.INVALID_PRICE: (InvalidPrice, "the price is outside what this market takes"),
+    RejectReason.INVALID_QUANTITY: (InvalidQuantity, "the quantity is outside the limits"),
+    RejectReason.INVALID_ORDER: (InvalidOrder, "this combination of options is not taken"),
+    RejectReason.BELOW_MIN_NOTIONAL: (BelowMinNotional, "the order is below the minimum"),
     RejectReason.POST_ONLY_WOULD_TAKE: (
-        "post_only_would_take",
+        PostOnlyWouldTake,
         "a post-only order must not trade on arrival",
     ),
-    RejectReason.FOK_NOT_FILLABLE: ("fok_not_fillable", "not enough on the book to fill it all"),
-    RejectReason.NO_LIQUIDITY: ("no_liquidity", "nothing on the other side of the book"),
-    RejectReason.UNKNOWN_ORDER: ("order_closed", "the order is no longer open"),
-    RejectReason.NOT_OWNER: ("order_not_found", "no such order"),
-    RejectReason.DUPLICATE_ORDER_ID: ("invalid_order", "duplicate order id"),
+    RejectReason.FOK_NOT_FILLABLE: (FokNotFillable, "not enough on the book to fill it all"),
+    RejectReason.NO_LIQUIDITY: (NoLiquidity, "nothing on the other side of the book"),
+    RejectReason.UNKNOWN_ORDER: (OrderClosed, "the order is no longer open"),
+    RejectReason.NOT_OWNER: (OrderNotFound, "no such order"),
+    RejectReason.DUPLICATE_ORDER_ID: (InvalidOrder, "duplicate order id"),
 }
 
 
 def rejection(reason: RejectReason) -> DomainError:
-    code, message = _REASONS[reason]
-    if code == "order_closed":
-        return OrderClosed(message)
-    if code == "order_not_found":
-        return OrderNotFound(message)
-    status = 409 if code in ("post_only_would_take", "fok_not_fillable", "no_liquidity") else 400
-    error = OrderRejected(message, code=code)
-    error.status_code = status
-    return error
+    refusal, message = _REASONS[reason]
+    return refusal(message)
 
 
 def encode(command: Command) -> dict[str, Any]:

@@ -10,19 +10,20 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from backend.auth.sessions import PUBLIC
-from backend.config import Environment, Settings
+from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, Forbidden
+from backend.hub.hub import Hub
 from backend.inputs import INT64_MAX, Id64
 from backend.ledger.assets import ASSETS
 from backend.openapi import errors
-from backend.resources import Resources
 from backend.trading import queries
 from backend.trading.commands import AmendOrder, CancelOrder, OrderClosed, OrderNotFound, PlaceOrder
 from backend.trading.engine import OrderType, SelfTrade, Side, TimeInForce
 from backend.trading.markets import InvalidAmount, TradingMarket
 from backend.trading.models import Order, OrderStatus, TradeRecord
 from backend.trading.orders import OrderState, view
+from backend.trading.router import TradingRouter
 from backend.trading.schemas import (
     AmendOrderBody,
     BookView,
@@ -35,7 +36,7 @@ from backend.trading.schemas import (
     NewOrder,
     OrderView,
 )
-from backend.trading.service import Trading, UnknownMarket
+from backend.trading.service import UnknownMarket
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
@@ -45,10 +46,6 @@ OrderId = Id64
 def _user_id(request: SignedIn) -> int:
     assert request.user.id is not None
     return request.user.id
-
-
-def _trading(resources: Resources) -> Trading:
-    return resources.trading
 
 
 def _order_view(market: TradingMarket, order: OrderState) -> OrderView:
@@ -69,14 +66,17 @@ class MarketsController(Controller):
 
     @get()
     async def markets(
-        self, resources: NamedDependency[Resources], uow: NamedDependency[UnitOfWork]
+        self,
+        trading: NamedDependency[TradingRouter],
+        hub: NamedDependency[Hub],
+        uow: NamedDependency[UnitOfWork],
     ) -> list[MarketView]:
         """Every market: its grid, minimum, fees, last trade and best prices."""
         result = []
         async with uow.read() as session:
-            for market in _trading(resources).markets.values():
+            for market in trading.markets.values():
                 last = await queries.last_price(session, market.symbol)
-                top = await queries.book(resources.hub.backend, market, 1)
+                top = await queries.book(hub.backend, market, 1)
                 result.append(
                     MarketView(
                         symbol=market.symbol,
@@ -100,23 +100,24 @@ class MarketsController(Controller):
     async def book(
         self,
         symbol: FromPath[str],
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
+        hub: NamedDependency[Hub],
         depth: Annotated[int, QueryParameter(ge=1, le=200)] = 20,
     ) -> BookView:
         """The order book, aggregated by price (L2): `[price, quantity]` per level."""
-        market = _trading(resources).market(symbol)
-        return BookView(**await queries.book(resources.hub.backend, market, depth))  # type: ignore[arg-type]
+        market = trading.market(symbol)
+        return BookView(**await queries.book(hub.backend, market, depth))  # type: ignore[arg-type]
 
     @get("/{symbol:str}/trades")
     async def trades(
         self,
         symbol: FromPath[str],
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[MarketTrade]:
         """The market's latest trades, newest first; `side` is the taker's."""
-        market = _trading(resources).market(symbol)
+        market = trading.market(symbol)
         async with uow.read() as session:
             rows = await queries.market_trades(session, market.symbol, limit)
         return [_market_trade(market, row) for row in rows]
@@ -125,13 +126,13 @@ class MarketsController(Controller):
     async def candles(
         self,
         symbol: FromPath[str],
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
         tf: FromQuery[Literal["1m"]] = "1m",
         limit: Annotated[int, QueryParameter(ge=1, le=1440)] = 300,
     ) -> list[CandleView]:
         """One-minute candles built from trades, oldest first."""
-        market = _trading(resources).market(symbol)
+        market = trading.market(symbol)
         async with uow.read() as session:
             bars = await queries.candles(session, market, limit)
         return [CandleView(**bar) for bar in bars[-limit:]]  # type: ignore[arg-type]
@@ -161,11 +162,10 @@ class OrdersController(Controller):
         self,
         request: SignedIn,
         data: JSONBody[NewOrder],
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
     ) -> Response[OrderView]:
         """Place an order.  201 when placed; 200 with the earlier order when its
         `client_order_id` was used before in this market."""
-        trading = _trading(resources)
         try:
             market = trading.market(data.market)
         except UnknownMarket as exc:
@@ -198,14 +198,13 @@ class OrdersController(Controller):
     async def list_orders(
         self,
         request: SignedIn,
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
         status: FromQuery[Literal["open", "closed", "all"]] = "open",
         market: Annotated[str | None, QueryParameter(max_length=16)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[OrderView]:
         """Your orders, newest first."""
-        trading = _trading(resources)
         if market is not None:
             trading.market(market)
         async with uow.read() as session:
@@ -217,12 +216,11 @@ class OrdersController(Controller):
         self,
         request: SignedIn,
         order_id: OrderId,
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
     ) -> OrderView:
         """Cancel an open order; what it held comes back."""
         row = await self._own(request, order_id, uow)
-        trading = _trading(resources)
         done = await trading.submit(row.market, CancelOrder(_user_id(request), order_id))
         return _order_view(trading.market(row.market), done.order)
 
@@ -232,13 +230,12 @@ class OrdersController(Controller):
         request: SignedIn,
         order_id: OrderId,
         data: JSONBody[AmendOrderBody],
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
     ) -> OrderView:
         """Change an open limit order's price or total quantity (cancel-replace).  It keeps its
         place in the queue only when the quantity shrinks at the same price."""
         row = await self._own(request, order_id, uow)
-        trading = _trading(resources)
         market = trading.market(row.market)
         price = _amount(market.ticks, data.price) if data.price is not None else None
         qty = _amount(market.lots, data.qty) if data.qty is not None else None
@@ -263,14 +260,13 @@ class MyTradesController(Controller):
     async def my_trades(
         self,
         request: SignedIn,
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         uow: NamedDependency[UnitOfWork],
         market: Annotated[str | None, QueryParameter(max_length=16)] = None,
         before: Annotated[int | None, QueryParameter(ge=1, le=INT64_MAX)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     ) -> MyTradesPage:
         """Your fills, newest first, a page at a time."""
-        trading = _trading(resources)
         if market is not None:
             trading.market(market)
         user_id = _user_id(request)
@@ -305,11 +301,11 @@ class FaucetController(Controller):
     async def top_up(
         self,
         request: SignedIn,
-        resources: NamedDependency[Resources],
+        trading: NamedDependency[TradingRouter],
         settings: NamedDependency[Settings],
     ) -> list[FaucetView]:
         """Demo funds: tops each asset up to a fixed level.  Never in production."""
-        if settings.app.env is Environment.PRODUCTION or not settings.trading.faucet:
+        if not settings.trading.faucet or not trading.demo:
             raise Forbidden("the faucet is for the demo only", code="faucet_off")
-        topped = await _trading(resources).top_up(_user_id(request))
+        topped = await trading.top_up(_user_id(request))
         return [FaucetView(t.asset, ASSETS[t.asset].format(t.amount)) for t in topped]

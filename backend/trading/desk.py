@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.clock import utcnow
 from backend.ledger.assets import ASSETS
 from backend.ledger.domain import TransferRequest, system_account, user_account
 from backend.trading.commands import (
@@ -57,7 +58,6 @@ from backend.trading.funds import Funds, Pair
 from backend.trading.markets import TradingMarket
 from backend.trading.models import OrderStatus
 from backend.trading.orders import OrderState, budget_for, limit_hold
-from backend.users.models import utcnow
 
 ESCROW = "escrow"
 FEES = "fees"

@@ -13,6 +13,7 @@ from decimal import Decimal
 import structlog
 from sqlmodel import col, select
 
+from backend.clock import utcnow
 from backend.db.engine import Database, insert_for
 from backend.db.uow import unit_of_work
 from backend.ledger.assets import ASSETS
@@ -21,7 +22,7 @@ from backend.trading.engine import OrderType, Side
 from backend.trading.markets import TradingMarket
 from backend.trading.service import Trading
 from backend.trading.writer import Outcome
-from backend.users.models import Role, User, utcnow
+from backend.users.models import Role, User
 
 log = structlog.get_logger(__name__)
 
@@ -56,7 +57,7 @@ class MarketMaker:
 
     async def run(self) -> None:
         self.user_id = await self._user()
-        self.trading.silent.add(self.user_id)
+        self.trading.add_market_maker(self.user_id)
         while True:
             try:
                 await self._fund()
@@ -89,18 +90,16 @@ class MarketMaker:
         return user_id
 
     async def _fund(self) -> None:
-        funds = self.trading.funds
-        low = [
-            code
-            for code, level in FUNDING.items()
-            if not funds.known((self.user_id, code))
-            or funds.available((self.user_id, code)) < ASSETS[code].to_units(level) // 2
-        ]
+        low = []
+        for code, level in FUNDING.items():
+            available = self.trading.available(self.user_id, code)
+            if available is None or available < ASSETS[code].to_units(level) // 2:
+                low.append(code)
         if low:
             await self.trading.top_up(self.user_id, low, FUNDING)
 
     async def _quote(self, market: TradingMarket) -> None:
-        reference = self.trading.reference.get(market.symbol)
+        reference = self.trading.reference_price(market.symbol)
         if reference is None:
             return
         last = self._quoted.get(market.symbol)

@@ -4,9 +4,11 @@ conversions between the engine's integers (ticks, lots, ledger units) and decima
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from backend.ledger.assets import ASSETS, Asset
+from backend.market.grid import InvalidAmount as InvalidAmount  # raised by ticks(), lots()
+from backend.market.grid import parse_steps
 from backend.market.markets import DEFAULT_MARKETS, Market
 from backend.trading.engine import MarketSpec
 
@@ -21,14 +23,6 @@ MIN_NOTIONAL = Decimal("1")
 # A hundred million lots (a million ETH, BNB or TON) is beyond any real order, and keeps the
 # largest order's value inside a BIGINT at every market's tick and lot.
 MAX_QTY_LOTS = 10**8
-
-
-class InvalidAmount(ValueError):
-    """A price or quantity that is not a positive decimal on the market's grid."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,35 +50,18 @@ class TradingMarket:
         return max(0, -exponent)
 
     def ticks(self, price: str) -> int:
-        return self._grid(price, self.market.tick_size, "price", self.spec.max_price)
+        """An order's price in ticks, within what the engine takes (``InvalidAmount``)."""
+        return self.market.parse_price(price, self.spec.max_price)
 
     def lots(self, qty: str) -> int:
-        return self._grid(qty, self.lot_size, "quantity", self.spec.max_qty)
+        """An order's quantity in lots, within what the engine takes (``InvalidAmount``)."""
+        return parse_steps(qty, self.lot_size, "quantity", self.spec.max_qty)
 
     def price_str(self, ticks: int) -> str:
         return self.market.price_str(ticks)
 
     def qty_str(self, lots: int) -> str:
         return f"{(lots * self.lot_size).quantize(self.lot_size):f}"
-
-    def _grid(self, text: str, step: Decimal, what: str, largest: int) -> int:
-        code = f"invalid_{'price' if what == 'price' else 'quantity'}"
-        if not isinstance(text, str) or len(text) > 40:
-            raise InvalidAmount(code, f"{what} must be a decimal string")
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise InvalidAmount(code, f"{what} {text!r} is not a number") from None
-        # Plain decimals only: "1e3", "NaN" and "Infinity" are not prices a person types.
-        if not value.is_finite() or any(c not in "0123456789." for c in text) or value <= 0:
-            raise InvalidAmount(code, f"{what} must be a positive decimal, got {text!r}")
-        # Before dividing: a value of forty digits is past what Decimal's context divides.
-        if value > step * largest:
-            raise InvalidAmount(code, f"{what} {text} is too large")
-        steps, remainder = divmod(value, step)
-        if remainder:
-            raise InvalidAmount(code, f"{what} {text} is not a multiple of {step}")
-        return int(steps)
 
 
 def trading_market(market: Market, maker_fee_bps: int, taker_fee_bps: int) -> TradingMarket:

@@ -21,8 +21,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from backend.clock import utcnow
 from backend.db.types import UTCDateTime
-from backend.users.models import utcnow
 
 
 class OrderStatus(StrEnum):

@@ -8,10 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from backend.clock import utcnow
 from backend.trading.engine import MarketSpec, Side
 from backend.trading.markets import TradingMarket
 from backend.trading.models import OrderStatus
-from backend.users.models import utcnow
 
 
 @dataclass(slots=True)

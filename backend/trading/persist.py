@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from backend.clock import utcnow
 from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.ledger.service import Ledger
@@ -16,7 +17,6 @@ from backend.trading.desk import Batch
 from backend.trading.engine import Snapshot
 from backend.trading.markets import TradingMarket
 from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord
-from backend.users.models import utcnow
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _CHANGING = ("qty", "price", "filled", "cost", "fee", "status", "reserved", "updated_at")
@@ -28,9 +28,9 @@ async def persist(
     market: TradingMarket,
     batch: Batch,
     snapshot: Snapshot | None,
-    silent: Collection[int] = (),
+    maker_user_ids: Collection[int] = (),
 ) -> None:
-    """``silent``: users who get no fill messages (the built-in market maker)."""
+    """``maker_user_ids``: the built-in market maker's users, who get no fill messages."""
     connection = await uow.session.connection()
     symbol = market.symbol
     if batch.journal:
@@ -60,9 +60,10 @@ async def persist(
                 }
             ],
         )
-    await enqueue_many(
-        uow, [fill_notice(market, fill) for fill in batch.fills if fill["user_id"] not in silent]
-    )
+    notices = [
+        fill_notice(market, fill) for fill in batch.fills if fill["user_id"] not in maker_user_ids
+    ]
+    await enqueue_many(uow, notices)
 
 
 def fill_notice(market: TradingMarket, fill: dict[str, Any]) -> Notice:

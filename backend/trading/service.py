@@ -1,8 +1,8 @@
-"""Trading as the rest of the app sees it: place, cancel and amend orders; demo funds.
+"""The order books this process runs: place, cancel and amend orders; demo funds.
 
 One process runs the books (the one elected for the market feed when Redis is used); it owns a
 writer per market and the funds mirror they share.  Requests reach the writer of their market
-and wait for its group commit; the other processes forward theirs to it (``bus.py``).
+and wait for its group commit.  Which process a request runs in is ``router.py``'s choice.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any
 
 import structlog
 from sqlalchemy import func
@@ -25,16 +25,13 @@ from backend.errors import Conflict, Forbidden, NotFound
 from backend.hub.hub import Hub
 from backend.ledger.assets import ASSETS
 from backend.ledger.service import Ledger, derived_id
-from backend.trading.commands import CancelOrder, Deposit, OrderRequest
+from backend.trading.commands import CancelOrder, Deposit, OrderRequest, WriterUnavailable
 from backend.trading.funds import Funds
 from backend.trading.markets import TradingMarket, trading_markets
 from backend.trading.models import Order, TradeRecord
 from backend.trading.publish import Announcer
 from backend.trading.term import begin_term
-from backend.trading.writer import MarketWriter, Outcome, WriterUnavailable
-
-if TYPE_CHECKING:
-    from backend.trading.bus import TradingBus
+from backend.trading.writer import MarketWriter, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +46,9 @@ FAUCET_LEVELS = {
 # A faucet call waits this long for its deposits before answering "retry".
 FAUCET_TIMEOUT_SECONDS = 10.0
 
+Spawn = Callable[[Coroutine[Any, Any, None], str], object]
+"""Runs a background job under a name; the caller owns the task and cancels it."""
+
 
 class UnknownMarket(NotFound):
     code = "unknown_market"
@@ -56,6 +56,10 @@ class UnknownMarket(NotFound):
 
 class MarketClosed(Conflict):
     code = "market_closed"
+
+
+class FaucetOff(Forbidden):
+    code = "faucet_off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ class Topped:
 
 
 class Trading:
+    """The books of every market, run by this process between ``start`` and ``stop``."""
+
     def __init__(
         self,
         db: Database,
@@ -84,9 +90,9 @@ class Trading:
         self.markets: dict[str, TradingMarket] = trading_markets(
             settings.maker_fee_bps, settings.taker_fee_bps
         )
-        self.funds = Funds()
+        self._funds = Funds()
         self.announcer = Announcer(hub, settings.book_depth)
-        self.silent: set[int] = set()
+        self._maker_user_ids: set[int] = set()
         self._ids: Iterator[int] = itertools.count(1)
         self._trade_ids: Iterator[int] = itertools.count(1)
         self._faucet_locks: dict[int, asyncio.Lock] = {}
@@ -94,25 +100,41 @@ class Trading:
             symbol: MarketWriter(
                 db,
                 market,
-                self.funds,
+                self._funds,
                 self._next_id,
                 self._next_trade_id,
                 self.announcer,
                 ledger,
-                lambda: self.term,
+                lambda: self._term,
                 batch_max=settings.batch_max,
                 snapshot_every=settings.snapshot_every,
-                silent=self.silent,
+                maker_user_ids=self._maker_user_ids,
             )
             for symbol, market in self.markets.items()
         }
-        self.running = False
-        self.term = 0
-        """This process's term running the books (``term.py``)."""
-        self.bus: TradingBus | None = None
-        """With Redis: how the processes that do not run the books reach the one that does."""
-        self.reference: dict[str, int] = {}
+        self._running = False
+        self._term = 0
+        self._reference: dict[str, int] = {}
         """The feed's latest price of each market, in ticks."""
+
+    @property
+    def running(self) -> bool:
+        """Whether this process runs the books now (between ``start`` and ``stop``)."""
+        return self._running
+
+    @property
+    def term(self) -> int:
+        """This process's term running the books (``term.py``)."""
+        return self._term
+
+    @property
+    def maker_user_ids(self) -> Collection[int]:
+        """The built-in market maker's users: no fill messages, no volume points.  Live: the
+        maker adds itself once it runs."""
+        return self._maker_user_ids
+
+    def add_market_maker(self, user_id: int) -> None:
+        self._maker_user_ids.add(user_id)
 
     def market(self, symbol: str) -> TradingMarket:
         try:
@@ -126,12 +148,21 @@ class Trading:
         """What the user's open orders hold in escrow (locked in their balance)."""
         return sum(writer.desk.held[(user_id, asset)] for writer in self.writers.values())
 
+    def available(self, user_id: int, asset: str) -> int | None:
+        """What the funds mirror has the user's balance at; None when it has not read it."""
+        pair = (user_id, asset)
+        return self._funds.available(pair) if self._funds.known(pair) else None
+
+    def reference_price(self, symbol: str) -> int | None:
+        """The feed's latest price of the market, in ticks (None before its first tick)."""
+        return self._reference.get(symbol)
+
     async def on_reference_prices(self, prices: Mapping[str, int]) -> None:
         """The feed's tick: candles of quiet minutes follow it; the market maker quotes it."""
         for symbol, ticks in prices.items():
             market = self.markets.get(symbol)
             if market is not None:
-                self.reference[symbol] = ticks
+                self._reference[symbol] = ticks
                 await self.announcer.reference(market, ticks)
 
     def _next_id(self) -> int:
@@ -141,15 +172,15 @@ class Trading:
         """Trade ids increase over all markets, so "newest first" is by id."""
         return next(self._trade_ids)
 
-    async def start(self, spawn: Callable[..., None]) -> None:
+    async def start(self, spawn: Spawn) -> None:
         """Rebuild every book, then let the writers run (``spawn`` owns their tasks)."""
         # Other processes may have run the books since this one last did: its mirror is stale,
         # and requests queued in its last term were answered "retry" by now.
-        self.funds.forget()
+        self._funds.forget()
         for writer in self.writers.values():
             writer.drop_queued()
         # Waits for a predecessor's batches in flight; after it, theirs write nothing.
-        self.term = await begin_term(self.db)
+        self._term = await begin_term(self.db)
         for writer in self.writers.values():
             await writer.recover()
         async with self.db.reads() as session:
@@ -161,18 +192,14 @@ class Trading:
         for symbol, writer in self.writers.items():
             await self.announcer.book(writer.desk)
             spawn(writer.run(), f"trading-{symbol}")
-        if self.bus is not None:
-            spawn(self.bus.consume(), "trading-bus")
-        self.running = True
+        self._running = True
+
+    def stop(self) -> None:
+        """This process no longer runs the books (its writers' tasks are cancelled)."""
+        self._running = False
 
     async def submit(self, symbol: str, request: OrderRequest) -> Outcome:
-        """Here when this process runs the books, else through the bus to the one that does."""
-        if not self.running and self.bus is not None:
-            self.market(symbol)
-            return await self.bus.submit(symbol, request)
-        return await self.submit_here(symbol, request)
-
-    async def submit_here(self, symbol: str, request: OrderRequest) -> Outcome:
+        """On this process's books: the request's outcome once its batch committed."""
         writer = self.writers[self.market(symbol).symbol]
         if symbol in self.settings.halted and not isinstance(request, CancelOrder):
             raise MarketClosed(f"{symbol} is closed to new orders; cancels still work")
@@ -199,19 +226,8 @@ class Trading:
     ) -> list[Topped]:
         """Demo funds: each asset up to its level in ``to``, out of ``sys:faucet``.  Run by
         the process that runs the books: its funds mirror must see the credit."""
-        if not self.running and self.bus is not None:
-            topped = await self.bus.top_up(user_id, assets, to)
-            return [Topped(code, amount) for code, amount in topped]
-        return await self.top_up_here(user_id, assets, to)
-
-    async def top_up_here(
-        self,
-        user_id: int,
-        assets: Collection[str] | None = None,
-        to: Mapping[str, Decimal] = FAUCET_LEVELS,
-    ) -> list[Topped]:
         if not self.demo:
-            raise Forbidden("demo funds are never minted in production", code="faucet_off")
+            raise FaucetOff("demo funds are never minted in production")
         levels = {code: ASSETS[code].to_units(level) for code, level in to.items()}
         wanted = [code for code in levels if assets is None or code in assets]
         # One top-up per user at a time: two at once would both see the balance low.

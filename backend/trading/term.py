@@ -13,17 +13,14 @@ from sqlalchemy import text
 
 from backend.db.engine import Database
 from backend.db.uow import UnitOfWork, unit_of_work
-from backend.errors import DomainError
+from backend.trading.commands import WriterUnavailable
 
 _BUMP = text("UPDATE trading_terms SET term = term + 1 WHERE id = 1 RETURNING term")
 _CHECK = text("SELECT term FROM trading_terms WHERE id = 1 FOR SHARE")
 
 
-class TermLost(DomainError):
+class TermLost(WriterUnavailable):
     """Another process runs the books now; this one's batch wrote nothing."""
-
-    status_code = 503
-    code = "retry"
 
 
 async def begin_term(db: Database) -> int:

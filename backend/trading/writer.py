@@ -20,7 +20,7 @@ from backend.db.engine import Database
 from backend.db.uow import unit_of_work
 from backend.errors import DomainError
 from backend.ledger.service import Ledger
-from backend.trading.commands import PlaceOrder, Request, decode
+from backend.trading.commands import PlaceOrder, Request, WriterUnavailable, decode
 from backend.trading.desk import Batch, Desk
 from backend.trading.engine import Book
 from backend.trading.funds import Funds
@@ -38,11 +38,6 @@ QUEUE_MAX = 20_000
 # Committed batches waiting to be published; past this the writer waits for the publisher
 # (backpressure: a slow hub slows order entry rather than growing memory without bound).
 ANNOUNCE_BACKLOG = 100
-
-
-class WriterUnavailable(DomainError):
-    status_code = 503
-    code = "retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +67,13 @@ class MarketWriter:
         *,
         batch_max: int,
         snapshot_every: int,
-        silent: Collection[int] = (),
+        maker_user_ids: Collection[int] = (),
     ) -> None:
+        """``maker_user_ids``: the built-in market maker's users (they get no fill messages)."""
         self.db = db
         self.ledger = ledger
         self.term = term
-        self.silent = silent
+        self.maker_user_ids = maker_user_ids
         self.market = market
         self.funds = funds
         self.next_id = next_id
@@ -220,7 +216,7 @@ class MarketWriter:
             async with unit_of_work(self.db) as uow:
                 # First: the term's shared lock makes a successor's start wait for this batch.
                 await check_term(uow, self.term())
-                await persist(uow, self.ledger, self.market, batch, snapshot, self.silent)
+                await persist(uow, self.ledger, self.market, batch, snapshot, self.maker_user_ids)
             committed = True
         finally:
             self.funds.release(batch.pairs)

@@ -9,20 +9,16 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from backend.audit.service import AuditContext, list_entries, record
+from backend.auth import roles
 from backend.auth.guards import admin_only, moderator_only
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.inputs import INT32_MAX, Id32
 from backend.openapi import errors
 from backend.users import service
+from backend.users.links import referral_link
 from backend.users.models import User
 from backend.users.schemas import Me, RoleChange, SessionsRevoked, UserProfile
-
-
-def referral_link(settings: Settings, user: User) -> str | None:
-    if not settings.bot.username:
-        return None
-    return f"https://t.me/{settings.bot.username}?startapp=ref_{user.referral_code}"
 
 
 class MeController(Controller):
@@ -76,7 +72,7 @@ class AdminController(Controller):
         audit: NamedDependency[AuditContext],
     ) -> UserProfile:
         """Grant or remove a role (admins only; audited)."""
-        user = await service.set_role(uow.session, audit, user_id, data.role)
+        user = await roles.set_role(uow.session, audit, user_id, data.role)
         return UserProfile.of(user)
 
     @post("/users/{user_id:int}/sessions/revoke", guards=[admin_only], status_code=200)
@@ -88,7 +84,7 @@ class AdminController(Controller):
     ) -> SessionsRevoked:
         """Sign a user out everywhere: every token of theirs stops working (admins only;
         audited).  Their open sockets lose their private topics at the next re-check."""
-        revoked = await service.sign_out_everywhere(uow.session, audit, user_id)
+        revoked = await roles.sign_out_everywhere(uow.session, audit, user_id)
         return SessionsRevoked(user_id=user_id, revoked=revoked)
 
     @get("/audit", guards=[admin_only])

@@ -1,4 +1,4 @@
-"""User management: sign-in upserts, referrals, roles.  Transport-neutral: REST and bot share it."""
+"""Accounts from Telegram profiles, referral codes, lookups; REST and the bot share it."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from sqlalchemy import func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from backend.audit.service import AuditContext, record
-from backend.auth.service import revoke_user_sessions
+from backend.clock import utcnow
 from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
-from backend.errors import Conflict, NotFound
-from backend.notify.service import enqueue
-from backend.users.models import Role, User, utcnow
+from backend.errors import NotFound
+from backend.users.models import Role, User
 
 # Unambiguous lowercase alphabet (no 0/o, 1/l/i): codes are read aloud and typed by hand.
 _CODE_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -61,14 +59,15 @@ class SignIn:
     created: bool
 
 
-async def sign_in(
+async def register(
     uow: UnitOfWork,
     profile: TelegramProfile,
     *,
     start_param: str | None = None,
     is_demo: bool = False,
 ) -> SignIn:
-    """Create the user, or refresh their profile when it changed.
+    """Create the user, or refresh their profile when it changed (``auth.signin`` adds
+    what a sign-in does besides).
 
     A returning user whose profile is unchanged costs one autocommit read and no write.  A
     referral attaches only when the account is created: a referrer is therefore always an
@@ -103,14 +102,6 @@ async def sign_in(
     user: User = result.scalar_one()
     # The code is only ours if this statement inserted the row (an update keeps the old one).
     created = user.referral_code == code
-    if created and user.referred_by_id is not None:
-        await enqueue(
-            uow,
-            user.referred_by_id,
-            "referral_joined",
-            {"name": user.first_name},
-            dedupe_key=f"referral_joined:{user.id}",
-        )
     return SignIn(user=user, created=created)
 
 
@@ -171,34 +162,3 @@ async def count_referees(session: AsyncSession, user_id: int) -> int:
 async def list_users(session: AsyncSession, *, limit: int, offset: int) -> list[User]:
     result = await session.exec(select(User).order_by(User.id).limit(limit).offset(offset))  # type: ignore[arg-type]
     return list(result.all())
-
-
-async def set_role(session: AsyncSession, audit: AuditContext, user_id: int, role: Role) -> User:
-    """Change a user's role.  Admins cannot demote themselves, so a lone admin cannot lock
-    everybody out by mistake."""
-    user = await get_user(session, user_id)
-    if audit.actor_id == user_id and role is not Role.ADMIN:
-        raise Conflict("admins cannot remove their own admin role", code="self_demotion")
-    previous = user.role
-    user.role = role.value
-    session.add(user)
-    details: dict[str, Any] = {"from": previous, "to": role.value}
-    if previous != role.value:
-        # Tokens issued under the old role end with it: the user signs in again.
-        details["sessions_revoked"] = await revoke_user_sessions(session, user_id)
-    await record(session, audit, "user.set_role", target=f"user:{user_id}", details=details)
-    return user
-
-
-async def sign_out_everywhere(session: AsyncSession, audit: AuditContext, user_id: int) -> int:
-    """End every session of a user (a lost phone, a leaked token); returns how many."""
-    await get_user(session, user_id)
-    revoked = await revoke_user_sessions(session, user_id)
-    await record(
-        session,
-        audit,
-        "user.revoke_sessions",
-        target=f"user:{user_id}",
-        details={"sessions_revoked": revoked},
-    )
-    return revoked

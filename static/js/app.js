@@ -1,13 +1,14 @@
-// SimplRefQ mini-app: Telegram integration, sign-in and tab switching.
-// Plain ES2020 with no build step. It must also run in a normal browser where
-// telegram-web-app.js did not load, so every Telegram call is guarded.
-(() => {
-  "use strict";
+// SimplRefQ mini-app: Telegram integration, sign-in and tab switching. An ES module with no
+// build step; the tabs' scripts import `app` from here (classic scripts and tests read
+// window.SimplRefQ). It must also run in a normal browser where telegram-web-app.js did not
+// load, so every Telegram call is guarded.
+import { $, haptic, inTelegram, telegram } from "./lib/dom.js?v=7b1b01db74f5";
+import { hub } from "./hub.js?v=80861ee7a048";
 
-  const tg = window.Telegram?.WebApp ?? null;
+function createApp() {
+  const tg = telegram();
   const root = document.documentElement;
   const body = document.body;
-  const $ = (id) => document.getElementById(id);
 
   // The session token lives in memory only: never in localStorage, where any script
   // on the origin could read it after the page is gone.
@@ -48,17 +49,18 @@
     return data;
   }
 
-  window.SimplRefQ = Object.freeze({
+  const app = Object.freeze({
     token: () => token,
     user: () => user,
     api,
     // The page's one live-hub socket (static/js/hub.js): every tab subscribes through it.
-    hub: window.SimplRefQHub ?? null,
+    hub,
     showView: (name, options) => chooseTab(name, options),
   });
+  window.SimplRefQ = app;
 
   // The hub's socket signs in with the same token, sent in its first frame (never in a URL).
-  window.SimplRefQHub?.configure({ token: () => token });
+  hub.configure({ token: () => token });
 
   // htmx requests carry the same token as api() calls.
   document.addEventListener("htmx:configRequest", (event) => {
@@ -69,7 +71,7 @@
 
   // Outside a Telegram client the script still loads but reports platform "unknown"
   // and a made-up light scheme, so the theme is taken only from a real client.
-  const inTelegramClient = Boolean(tg && tg.platform !== "unknown");
+  const inTelegramClient = inTelegram();
 
   function applyTheme() {
     if (inTelegramClient && tg.colorScheme) root.dataset.theme = tg.colorScheme;
@@ -176,7 +178,7 @@
     selectTab(name, options);
     // replaceState, not a new history entry: Back should leave the app, not walk the tabs.
     history.replaceState(history.state, "", `#${name}`);
-    if (tg?.isVersionAtLeast?.("6.1")) tg.HapticFeedback?.selectionChanged?.();
+    haptic("select");
   }
 
   function tabFromHash() {
@@ -213,4 +215,9 @@
   };
   selectTab(tabFromHash() ?? tabFromQuery() ?? tabNames[0]);
   signIn();
-})();
+  return app;
+}
+
+// One app per page: should this module ever run twice (imported under a second URL), the
+// second run hands out the first one's object instead of signing in again.
+export const app = window.SimplRefQ ?? createApp();

@@ -1,7 +1,8 @@
 // The live hub client: ONE WebSocket (/ws JSON protocol, backend/hub/protocol.py) per page,
-// shared by every tab and the header ticker. Plain ES2020, no build step.
+// shared by every tab and the header ticker. An ES module, no build step.
 //
-//   const off = SimplRefQHub.subscribe("prices", {
+//   import { hub } from "./hub.js";          // or window.SimplRefQHub from a classic script
+//   const off = hub.subscribe("prices", {
 //     frame(frame) { ... },     // {topic, seq, type: snapshot|delta|event, data}, in seq order
 //     resynced({ topic, seq }) { ... }, // the topic started over: refetch (a snapshot follows
 //   });                                 // for state topics)
@@ -14,9 +15,9 @@
 // connecting / live / reconnecting / resynced. A listener with `html(fragment)` gets the
 // server-rendered fragment of each frame: htmx's ws-connect="/ws/html?topics=..." (the header
 // ticker) is served that way through a stand-in socket, not a second connection.
-(() => {
-  "use strict";
+import { routeHtmxSockets } from "./hub/htmx-socket.js?v=b711e5a37e31";
 
+function createHub() {
   // Reconnect after 0.5 s, doubling to 30 s, each delay jittered over its upper half: a
   // restarting server is not hammered by every page at the same instant.
   const RETRY_MIN_MS = 500;
@@ -301,50 +302,8 @@
     };
   }
 
-  // --- htmx: the ticker's ws-connect rides the shared socket ---------------------------------------
-
-  // htmx-ext-ws opens its sockets through htmx.createWebSocket(url). For the hub's fragment
-  // endpoint it gets a stand-in: subscribed here with `html`, handed the server-rendered
-  // fragments, never closed by a drop (the shared socket reconnects underneath it).
-  function htmlSocket(url) {
-    const names = (url.searchParams.get("topics") || "").split(",").filter(Boolean);
-    const listeners = {};
-    const fake = {
-      CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3,
-      readyState: 0, binaryType: "blob", url: url.href,
-      onopen: null, onclose: null, onerror: null, onmessage: null,
-      addEventListener(type, handler) { (listeners[type] ||= new Set()).add(handler); },
-      removeEventListener(type, handler) { listeners[type]?.delete(handler); },
-      send() {}, // the ticker only listens
-      close() {
-        if (fake.readyState === 3) return;
-        fake.readyState = 3;
-        for (const off of offs) off();
-      },
-    };
-    const emit = (type, event) => {
-      fake[`on${type}`]?.(event);
-      for (const handler of listeners[type] ?? []) handler(event);
-    };
-    const offs = names.map((name) =>
-      subscribe(name, { html: (fragment) => { if (fake.readyState === 1) emit("message", { type: "message", data: fragment }); } }),
-    );
-    queueMicrotask(() => {
-      if (fake.readyState !== 0) return;
-      fake.readyState = 1;
-      emit("open", { type: "open" });
-    });
-    return fake;
-  }
-
-  if (window.htmx) {
-    const create = window.htmx.createWebSocket;
-    window.htmx.createWebSocket = (address) => {
-      const url = new URL(address, location.href);
-      if (url.host === location.host && url.pathname === "/ws/html") return htmlSocket(url);
-      return create ? create(address) : new WebSocket(address);
-    };
-  }
+  // The header ticker's ws-connect rides this socket too (static/js/hub/htmx-socket.js).
+  routeHtmxSockets(subscribe);
 
   // --- Coming back -------------------------------------------------------------------------------
 
@@ -362,7 +321,7 @@
   new MutationObserver(() => { if (!socket && !retryTimer && !signingIn()) open(); })
     .observe(body, { attributes: true, attributeFilter: ["data-auth"] });
 
-  window.SimplRefQHub = Object.freeze({
+  return Object.freeze({
     subscribe,
     reconnect,
     state: () => state,
@@ -380,4 +339,10 @@
       }])),
     }),
   });
-})();
+}
+
+// One client, so one socket, per page: should this module ever run twice (imported under a
+// second URL), the second run hands out the first one's client. Classic scripts and tests
+// reach it as window.SimplRefQHub.
+export const hub = window.SimplRefQHub ?? createHub();
+window.SimplRefQHub = hub;

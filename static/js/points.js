@@ -1,14 +1,13 @@
 // Points tab: balance, daily check-in, badges, referrals, leaderboard and history, kept live
 // by the hub (/ws JSON protocol). Text goes in with textContent only: names come from users.
-(() => {
-  "use strict";
+import { app } from "./app.js?v=533bbedc808c";
+import { $, el, haptic, inTelegram, telegram } from "./lib/dom.js?v=7b1b01db74f5";
 
-  const app = window.SimplRefQ;
-  const panel = document.getElementById("panel-points");
-  if (!app || !panel) return;
-  const tg = window.Telegram?.WebApp ?? null;
-  const inTelegram = Boolean(tg && tg.platform !== "unknown");
-  const $ = (id) => document.getElementById(id);
+const panel = $("panel-points");
+if (panel) mountPoints(panel);
+
+function mountPoints(panel) {
+  const tg = telegram();
   const BOARD_SIZE = 10;
   // One balance change sends a balance event, a points event and a leaderboard frame within
   // milliseconds: refetch once after the burst.
@@ -28,13 +27,6 @@
   const number = (n) => Number(n).toLocaleString("en-US");
   const day = (at) => new Date(at).toLocaleDateString(undefined, { day: "numeric", month: "short" });
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = String(text);
-    return node;
-  }
-
   function row(parts, className = "") {
     const item = el("li", `pts-row ${className}`.trim());
     for (const part of parts) if (part) item.append(part);
@@ -43,10 +35,6 @@
 
   function showError(error) {
     $("pts-error").textContent = error ? error.message || "Could not load your points." : "";
-  }
-
-  function haptic(kind) {
-    if (tg?.isVersionAtLeast?.("6.1")) tg.HapticFeedback?.notificationOccurred?.(kind);
   }
 
   // --- Rendering --------------------------------------------------------------
@@ -209,7 +197,7 @@
 
   $("pts-share").addEventListener("click", () => {
     if (!referral?.link) return;
-    if (inTelegram && tg.openTelegramLink) tg.openTelegramLink(referral.share_url);
+    if (inTelegram() && tg.openTelegramLink) tg.openTelegramLink(referral.share_url);
     else if (navigator.share) navigator.share({ url: referral.link }).catch(() => {});
     else window.open(referral.share_url, "_blank", "noopener");
   });
@@ -244,4 +232,4 @@
   document.body.addEventListener("simplrefq:signed-in", start);
   new MutationObserver(start).observe(panel, { attributes: true, attributeFilter: ["hidden"] });
   start();
-})();
+}

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from backend.config import load_settings
 from backend.db.engine import create_engine
-from backend.db.models import metadata
+from backend.db.migrations.tables import metadata
 
 config = context.config
 

@@ -1,0 +1,1 @@
+"""Alembic migrations; ``tables`` names every capability's tables for them."""

@@ -1,0 +1,36 @@
+"""Every table, imported once so that SQLModel.metadata is complete for Alembic (only for it)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+from backend.alerts.models import PriceAlert
+from backend.audit.models import AuditEntry
+from backend.auth.models import AuthSession
+from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
+from backend.notify.models import Notification, NotificationSettings
+from backend.points.models import PointsProfile, ReferralReward
+from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord, TradingTerm
+from backend.users.models import User
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "AuditEntry",
+    "AuthSession",
+    "BookSnapshot",
+    "JournalEntry",
+    "LedgerAccount",
+    "LedgerChain",
+    "LedgerTransfer",
+    "Notification",
+    "NotificationSettings",
+    "Order",
+    "PointsProfile",
+    "PriceAlert",
+    "ReferralReward",
+    "TradeRecord",
+    "TradingTerm",
+    "User",
+    "metadata",
+]

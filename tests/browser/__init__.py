@@ -1,0 +1,1 @@
+"""The served mini-app in headless Chromium."""

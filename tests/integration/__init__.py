@@ -1,0 +1,1 @@
+"""Services against the real databases (SQLite and PostgreSQL) and Redis, no HTTP."""
