@@ -42,6 +42,7 @@ from backend.points.controllers import (
     ReferralsController,
 )
 from backend.resources import Resources
+from backend.signals.controllers import SignalsController
 from backend.trading.controllers import (
     FaucetController,
     MarketsController,
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "points": provided(resources.points),
         "leaderboard": provided(resources.leaderboard),
         "trading": provided(resources.trading_router),
+        "signals": provided(resources.signals),
         "registry": provided(sockets),
     }
     if bot_runtime is not None:
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         OrdersController,
         MyTradesController,
         FaucetController,
+        SignalsController,
         NotifyAdminController,
         NotificationSettingsController,
         HealthController,

@@ -217,6 +217,48 @@ def worker_notify() -> None:
     asyncio.run(_with_database(settings, deliver))
 
 
+@worker.command("signals")
+def worker_signals() -> None:
+    """Score the markets' closed candles and publish their signals (set SIGNALS_IN_APP=false
+    on the servers when this runs; the feed's process still records the candles)."""
+    settings = _settings()
+    if not settings.signals.enabled:
+        raise click.ClickException("SIGNALS_ENABLED is off")
+    if not settings.redis.url:
+        click.echo(
+            "warning: without REDIS_URL the signals reach no server's clients "
+            "(stored and notified all the same)",
+            err=True,
+        )
+
+    async def score(db: Database) -> None:
+        from backend.db.redis import connect_redis
+        from backend.hub.backends import backend_for
+        from backend.hub.hub import Hub
+        from backend.signals.service import Signals
+        from backend.signals.worker import SignalsWorker
+
+        redis = connect_redis(settings)
+        hub = Hub(backend_for(redis, settings.redis.key_prefix))
+        await hub.start()
+        worker = SignalsWorker(
+            db,
+            hub,
+            Signals.from_settings(settings),
+            train=settings.train_signal_models,
+            poll_seconds=settings.signals.poll_seconds,
+        )
+        try:
+            await worker.run()
+        finally:
+            await hub.close()
+            if redis is not None:
+                await redis.aclose()
+
+    click.echo(f"scoring signals from {settings.signals_models_dir} (Ctrl-C stops)", err=True)
+    asyncio.run(_with_database(settings, score))
+
+
 @main.group()
 def ledger() -> None:
     """The ledger: verification and housekeeping."""
@@ -285,6 +327,155 @@ async def _with_database(settings: Settings, job: Callable[[Database], Awaitable
         return await job(db)
     finally:
         await db.dispose()
+
+
+@main.group()
+def signals() -> None:
+    """AI signals: the candle history they learn from, and the models trained on it."""
+
+
+@signals.command("import")
+@click.argument("csv_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--market", help="BASE-QUOTE in capitals, e.g. BTC-USD.")
+@click.option("--interval", help="Candle length: 1m, 5m, 15m, 30m, 1h, 4h or 1d.")
+@click.option("--bundled", is_flag=True, help="Import the shipped BTC and ETH history.")
+def signals_import(
+    csv_file: str | None, market: str | None, interval: str | None, bundled: bool
+) -> None:
+    """Import the candles of CSV_FILE as MARKET at INTERVAL, all or nothing (a malformed file
+    or a candle already stored imports none).  The file needs a header naming time, open,
+    high, low, close and volume; times in unix seconds, milliseconds or ISO-8601 (UTC)."""
+    from pathlib import Path
+
+    from backend.db.uow import unit_of_work
+    from backend.errors import DomainError
+    from backend.signals import history
+    from backend.signals.candles import BUNDLED, CsvRefused, load_bundled, read_ohlcv_csv
+
+    if bundled == bool(csv_file or market or interval):
+        raise click.UsageError("give CSV_FILE with --market and --interval, or --bundled alone")
+    try:
+        if bundled:
+            batches = [(*BUNDLED[name], load_bundled(name), "bundled") for name in BUNDLED]
+        elif csv_file is None or market is None or interval is None:
+            raise click.UsageError("CSV_FILE needs --market and --interval")
+        else:
+            history.check_market(market)
+            history.interval_seconds(interval)
+            try:
+                batches = [(market, interval, read_ohlcv_csv(Path(csv_file)), "import")]
+            except CsvRefused as refused:
+                click.echo(f"line {refused.line}: {refused.reason}", err=True)
+                sys.exit(1)
+
+        async def save(db: Database) -> list[int]:
+            async with unit_of_work(db) as uow:
+                return [await history.import_candles(uow, *batch) for batch in batches]
+
+        counts = asyncio.run(_with_database(_settings(), save))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    for (name, length, candles, _source), count in zip(batches, counts, strict=True):
+        first, last = (_utc(int(candles.time[i])) for i in (0, -1))
+        click.echo(f"imported {count} candles of {name} {length}: {first} to {last}")
+
+
+@signals.command("train")
+@click.option("--market", default="BTC-USD", show_default=True, help="Market of the history.")
+@click.option("--interval", default="1h", show_default=True, help="Candle length.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Model registry directory (default var/signals/models).",
+)
+def signals_train(market: str, interval: str, out: str | None) -> None:
+    """Train the default signal models on the bundled history: a walk-forward evaluation
+    (every fold retrained), then the final fit on all of it, saved with its verdicts."""
+    import time
+    from pathlib import Path
+
+    from backend.signals import pipeline, registry
+    from backend.signals.train import TrainConfig, steps
+
+    try:
+        candles = pipeline.bundled_history(market, interval)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    root = Path(out) if out else registry.DEFAULT_ROOT
+    config = TrainConfig()
+    started = time.perf_counter()
+    with click.progressbar(
+        length=steps(config), label="training", file=sys.stderr, show_eta=False
+    ) as bar:
+
+        def track(message: str, done: int) -> None:
+            bar.label = message
+            bar.update(done)
+
+        trained, entries = pipeline.train_and_save(
+            candles, market=market, interval=interval, root=root, config=config, tracker=track
+        )
+    elapsed = time.perf_counter() - started
+    click.echo(trained.evaluation.tables())
+    click.echo("")
+    for saved in entries:
+        click.echo(f"saved {saved.kind} v{saved.version} to {saved.path}")
+    click.echo(
+        f"trained on {len(candles)} candles of {market} {interval} in {elapsed:.1f} s "
+        f"(walk-forward evaluation {trained.evaluation.seconds:.1f} s)"
+    )
+
+
+@signals.command("evaluate")
+@click.option("--market", default="BTC-USD", show_default=True, help="Market of the history.")
+@click.option("--interval", default="1h", show_default=True, help="Candle length.")
+@click.option(
+    "--registry",
+    "registry_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Print the evaluation saved with the newest models there instead of running one.",
+)
+def signals_evaluate(market: str, interval: str, registry_dir: str | None) -> None:
+    """Print the walk-forward evaluation of the default models beside their baselines:
+    direction (each horizon), volatility against GARCH(1,1), VaR breaches with Kupiec."""
+    import time
+    from pathlib import Path
+
+    from backend.errors import DomainError
+    from backend.signals import pipeline
+    from backend.signals.train import TrainConfig, evaluate_models, steps
+
+    if registry_dir is not None:
+        try:
+            click.echo(pipeline.stored_tables(Path(registry_dir)))
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        return
+    try:
+        candles = pipeline.bundled_history(market, interval)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    config = TrainConfig()
+    started = time.perf_counter()
+    with click.progressbar(
+        length=steps(config) - 2, label="evaluating", file=sys.stderr, show_eta=False
+    ) as bar:
+
+        def track(message: str, done: int) -> None:
+            bar.label = message
+            bar.update(done)
+
+        evaluation = evaluate_models(candles, config, tracker=track)
+    click.echo(evaluation.tables())
+    click.echo(f"evaluated in {time.perf_counter() - started:.1f} s")
+
+
+def _utc(seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Typed settings, read once from the environment and injected where needed.
 
 Each group has its own environment prefix (``APP_``, ``DATABASE_``, ``REDIS_``, ``AUTH_``,
-``HUB_``, ``BOT_``, ``RATELIMIT_``, ``LOG_``).  The README documents every field as a table.
+``HUB_``, ``BOT_``, ``RATELIMIT_``, ``SIGNALS_``, ``LOG_``).  The README documents every field as
+a table.
 """
 
 from __future__ import annotations
@@ -278,6 +279,36 @@ class NotifySettings(BaseSettings):
     `simplrefq worker notify` runs separately."""
 
 
+class SignalsSettings(BaseSettings):
+    """AI signals (backend/signals/): the candles recorded, the models served, the worker."""
+
+    model_config = SettingsConfigDict(env_prefix="SIGNALS_")
+
+    enabled: bool = True
+    """Record the feed's candles and score them where the feed runs (the elected process)."""
+    in_app: bool = True
+    """Score inside the elected server process; turn off when `simplrefq worker signals` runs
+    separately (the feed's process still records the candles)."""
+    interval: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"] = "1h"
+    """Candle length that is recorded and scored; the models must be trained on it."""
+    models_dir: Path | None = None
+    """Model registry the worker serves from; empty means APP_DATA_DIR/signals/models."""
+    train_if_missing: bool = True
+    """Train the default models once (on the bundled BTC-USD history, a few minutes of CPU in a
+    thread) when the registry is empty.  Never under APP_ENV=test, whose servers start by the
+    dozen; tests train tiny models themselves."""
+    backfill_hours: int = Field(default=240, ge=0, le=24 * 366)
+    """A simulator market with fewer candles than this gets that many past hours of GBM with
+    the simulator's own volatility, stored as source `simulator` (labelled so everywhere), so
+    the demo shows signals at once: the models read 199 candles.  0 turns it off."""
+    horizon: int = Field(default=4, ge=1, le=168)
+    """Bars ahead of the signal that is stored, published and notified (a horizon the models
+    were trained for: 1 or 4 with the defaults).  Four hours: one hour is mostly noise."""
+    poll_seconds: float = Field(default=30.0, gt=0)
+    """How often the worker looks for closed candles it has not scored yet (the in-process
+    feed also wakes it as each candle closes)."""
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -299,6 +330,7 @@ class Settings(BaseSettings):
     points: PointsSettings = Field(default_factory=PointsSettings)
     trading: TradingSettings = Field(default_factory=TradingSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    signals: SignalsSettings = Field(default_factory=SignalsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -349,6 +381,15 @@ class Settings(BaseSettings):
         """Whether demo funds may be minted (the faucet, the market maker): the one switch
         both obey, read once where the app is assembled.  On except in production."""
         return self.trading.demo_funds and self.app.env is not Environment.PRODUCTION
+
+    @property
+    def signals_models_dir(self) -> Path:
+        return self.signals.models_dir or self.app.data_dir / "signals" / "models"
+
+    @property
+    def train_signal_models(self) -> bool:
+        """Whether the worker trains the default models into an empty registry."""
+        return self.signals.train_if_missing and self.app.env is not Environment.TEST
 
     @property
     def embedded(self) -> bool:

@@ -24,11 +24,16 @@ from backend.ledger.expiry import expire_forever
 from backend.ledger.service import Ledger
 from backend.market.feed import MarketFeed
 from backend.market.leader import run_as_leader
+from backend.market.markets import DEFAULT_MARKETS
 from backend.notify.worker import notifier_for
 from backend.points.feed import LeaderboardFeed
 from backend.points.leaderboard import Leaderboard, leaderboard_for
 from backend.points.service import Points
 from backend.points.volume import VolumePoints
+from backend.signals.history import interval_seconds
+from backend.signals.recorder import CandleRecorder, backfill
+from backend.signals.service import Signals
+from backend.signals.worker import SignalsWorker
 from backend.trading.bus import TradingBus
 from backend.trading.maker import MarketMaker
 from backend.trading.router import TradingRouter
@@ -56,6 +61,7 @@ class Resources:
     trading: Trading
     trading_router: TradingRouter
     """Where trading requests run: the books here, or the process that runs them."""
+    signals: Signals
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _markets_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -95,6 +101,7 @@ class Resources:
             leaderboard_feed=feed,
             trading=trading,
             trading_router=TradingRouter(trading, bus),
+            signals=Signals.from_settings(settings),
         )
 
     async def start(self) -> None:
@@ -149,12 +156,25 @@ class Resources:
                     if self.settings.trading.market_maker and self.trading.demo:
                         spawn(MarketMaker(self.db, self.trading).run(), "market-maker")
                 self._markets_ready.set()
-                if self.settings.market.feed == "simulator":
+                worker = self._signals_worker()
+                simulator = self.settings.market.feed == "simulator"
+                if worker is not None or (simulator and self.settings.signals.enabled):
+                    spawn(self._run_signals(worker, simulator), "signals")
+                if simulator:
                     # Alerts are watched where the prices are made, from the feed's ticks.
                     watcher = AlertWatcher(self.db, self.hub)
                     listeners = [watcher.on_prices]
                     if trading:
                         listeners.append(self.trading.on_reference_prices)
+                    if self.settings.signals.enabled:
+                        # The signals' candles too, each stored as it closes.
+                        recorder = CandleRecorder(
+                            self.db,
+                            DEFAULT_MARKETS,
+                            self.settings.signals.interval,
+                            on_closed=worker.wake if worker is not None else None,
+                        )
+                        listeners.append(recorder.on_prices)
                     feed = MarketFeed(
                         self.hub,
                         interval=self.settings.market.interval_seconds,
@@ -164,6 +184,40 @@ class Resources:
                     spawn(feed.run(), "market-feed")
         finally:
             self.trading_router.stop()
+
+    def _signals_worker(self) -> SignalsWorker | None:
+        """The signals worker of this process, if it scores here (``SIGNALS_IN_APP``)."""
+        signals = self.settings.signals
+        if not (signals.enabled and signals.in_app):
+            return None
+        return SignalsWorker(
+            self.db,
+            self.hub,
+            self.signals,
+            train=self.settings.train_signal_models,
+            poll_seconds=signals.poll_seconds,
+        )
+
+    async def _run_signals(self, worker: SignalsWorker | None, simulator: bool) -> None:
+        """The demo's made-up history first (simulator markets only), then the worker."""
+        settings = self.settings
+        if simulator and settings.signals.enabled and settings.signals.backfill_hours:
+            try:
+                await backfill(
+                    self.db,
+                    DEFAULT_MARKETS,
+                    settings.signals.interval,
+                    settings.signals.backfill_hours,
+                    # The feed's candles count its price updates as their volume.
+                    volume=round(
+                        interval_seconds(settings.signals.interval)
+                        / settings.market.interval_seconds
+                    ),
+                )
+            except Exception:
+                log.exception("signals_backfill_failed")
+        if worker is not None:
+            await worker.run()
 
     def start_notifier(self, bot: Bot) -> None:
         """Deliver the outbox from this process (several processes share the Redis limits)."""

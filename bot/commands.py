@@ -1,5 +1,6 @@
-"""/balance, /points, /ref: the Points tab and wallet in a chat.  Handlers only format: each
-answer is the one the REST API gives (backend/account/summary.py)."""
+"""/balance, /points, /ref, /signals: the Points tab, the wallet and the signals in a chat.
+Handlers only format: each answer is the one the REST API gives (backend/account/summary.py,
+backend/signals/service.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from backend.hub.backends.base import HubBackend
 from backend.market.quotes import latest_quotes
 from backend.points.leaderboard import Leaderboard
 from backend.points.rules import Rules
+from backend.signals.service import Signals, SignalView
 from backend.users import service
 from backend.users.models import User
 from bot.handlers import mini_app_url, open_app_keyboard
@@ -96,8 +98,11 @@ async def ref(message: Message, settings: Settings, db: Database) -> None:
     )
 
 
-async def signals(message: Message, settings: Settings, prices: HubBackend | None) -> None:
-    """Until the signal generator lands, the market itself: each pair's price and 24h move."""
+async def signals(
+    message: Message, settings: Settings, db: Database, prices: HubBackend | None
+) -> None:
+    """Each pair's price and 24h move, then each market's AI signal with its risk and, where
+    the model found no edge, the numbers that say so (the same board as ``GET /api/signals``)."""
     quotes = await latest_quotes(prices) if prices is not None else []
     if not quotes:
         text = _("No prices yet: the market feed has not published. Try again in a moment.")
@@ -110,7 +115,47 @@ async def signals(message: Message, settings: Settings, prices: HubBackend | Non
             for q in quotes
         ]
         text = _("<b>Markets now</b>") + "\n" + "\n".join(lines)
+    board = await Signals.from_settings(settings).board(db.reads)
+    if board:
+        hours = f"{board[0].horizon_hours:g}"
+        calls = [_("<b>AI signals</b>, {hours} h ahead").format(hours=hours)]
+        calls += [_signal_lines(view) for view in board]
+        text += "\n\n" + "\n\n".join(calls)
+    else:
+        text += "\n\n" + _(
+            "No AI signals yet: the models are still training or no candle has closed."
+        )
     await message.answer(text, reply_markup=open_app_keyboard(mini_app_url(settings)))
+
+
+def _signal_lines(view: SignalView) -> str:
+    call = (
+        _("⬆️ up, {probability}") if view.direction == "up" else _("⬇️ down, {probability}")
+    ).format(probability=f"{view.probability:.1%}")
+    lines = [
+        f"<b>{html.quote(view.market)}</b>: {call}",
+        _("Volatility {volatility}, 95% VaR {var}").format(
+            volatility=f"{view.volatility:.2%}", var=f"{view.var95:.2%}"
+        ),
+    ]
+    if view.backtest_hit_rate is not None and view.baseline_hit_rate is not None:
+        verdict = (
+            _("Edge found: hit rate {hit_rate} vs {baseline_hit_rate} for {baseline}")
+            if view.published
+            else _("No edge found: hit rate {hit_rate} vs {baseline_hit_rate} for {baseline}")
+        )
+        lines.append(
+            verdict.format(
+                hit_rate=f"{view.backtest_hit_rate:.1%}",
+                baseline_hit_rate=f"{view.baseline_hit_rate:.1%}",
+                baseline=html.quote(view.baseline or "?"),
+            )
+        )
+    else:
+        lines.append(_("Edge found") if view.published else _("No edge found"))
+    if view.source == "simulator":
+        lines.append(_("(read partly simulated history)"))
+    return "\n".join(lines)
 
 
 def create_router() -> Router:

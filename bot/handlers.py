@@ -85,7 +85,7 @@ async def help_(message: Message, settings: Settings) -> None:
         "/balance: your balances\n"
         "/points: your points, rank and check-in streak\n"
         "/ref: your referral link and what it has earned\n"
-        "/signals: the markets now, price and 24h change\n"
+        "/signals: AI calls per market, their risk and track record\n"
         "/settings: which notifications you get, and when\n"
         "/help: this message\n\n"
         "Invite friends with your referral link (/ref, or the app's Points tab) and earn a "

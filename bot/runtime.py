@@ -34,7 +34,7 @@ def commands_in(language: str) -> list[BotCommand]:
         BotCommand(command="balance", description=t.gettext("Your balances")),
         BotCommand(command="points", description=t.gettext("Your points, rank and streak")),
         BotCommand(command="ref", description=t.gettext("Your referral link and rewards")),
-        BotCommand(command="signals", description=t.gettext("Markets now: prices and 24h change")),
+        BotCommand(command="signals", description=t.gettext("AI calls, risk and track record")),
         BotCommand(command="settings", description=t.gettext("Notifications: what and when")),
         BotCommand(command="help", description=t.gettext("What this bot does")),
     ]

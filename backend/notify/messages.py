@@ -77,14 +77,35 @@ def _price_alert(p: Payload, t: Translator) -> str:
     )
 
 
+def _signal(p: Payload, t: Translator) -> str:
+    text = (
+        t.gettext("📈 <b>{market}</b>: up, {probability} over the next {hours} h (95% VaR {var})")
+        if p["direction"] == "up"
+        else t.gettext(
+            "📉 <b>{market}</b>: down, {probability} over the next {hours} h (95% VaR {var})"
+        )
+    )
+    up = float(p["probability_up"])
+    return text.format(
+        market=_text(p["market"]),
+        probability=f"{(up if p['direction'] == 'up' else 1 - up):.1%}",
+        hours=_text(p["horizon_hours"]),
+        var=f"{float(p['var95']):.2%}",
+    )
+
+
 KINDS: dict[str, Kind] = {
     "order_filled": Kind("trades", "trade", _order_filled),
     "referral_reward": Kind("points", "points", _referral_reward),
     "points_adjusted": Kind("points", "points", _points_adjusted),
     "referral_joined": Kind("referrals", "points", _referral_joined),
     "price_alert": Kind("alerts", "settings", _price_alert),
+    "signal": Kind("signals", "signals", _signal),
 }
-TOPICS = ("trades", "points", "referrals", "alerts")
+TOPICS = ("trades", "points", "referrals", "alerts", "signals")
+# Off until the user turns them on: a call on the market every few hours is not what everyone
+# signed up for, and a model without an edge sends none anyway.
+OPT_IN_TOPICS = ("signals",)
 # A price alert is asked for once and wanted at once; the others can pile up.
 DIGEST_TOPICS = ("trades", "points", "referrals")
 # A digest lists this many messages and counts the rest: a phone screen, not a statement.
@@ -97,6 +118,7 @@ def topic_label(topic: str, t: Translator) -> str:
         "points": t.gettext("Points"),
         "referrals": t.gettext("New referrals"),
         "alerts": t.gettext("Price alerts"),
+        "signals": t.gettext("AI signals"),
     }
     return labels[topic]
 

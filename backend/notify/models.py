@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -67,8 +68,8 @@ class Notification(SQLModel, table=True):
 
 
 class NotificationSettings(SQLModel, table=True):
-    """What a user wants to hear about, and when.  No row means the defaults: every topic on,
-    no digest, no quiet hours, the language Telegram reports."""
+    """What a user wants to hear about, and when.  No row means the defaults: every topic on
+    but the opt-in ones, no digest, no quiet hours, the language Telegram reports."""
 
     __tablename__ = "notification_settings"
     __table_args__ = (
@@ -87,6 +88,11 @@ class NotificationSettings(SQLModel, table=True):
     )
     muted: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Topics (``messages.TOPICS``) the user turned off."""
+    subscribed: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON, nullable=False, server_default=text("'[]'")),
+    )
+    """Opt-in topics (``messages.OPT_IN_TOPICS``, off by default) the user turned on."""
     digest: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     """Topics gathered into one message per digest window instead of one message each."""
     quiet_start: int | None = Field(default=None, sa_column=Column(SmallInteger))

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import String, cast
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,7 +22,7 @@ from backend.db.engine import insert_for
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest
 from backend.i18n import languages, locale_of
-from backend.notify.messages import DIGEST_TOPICS, KINDS, TOPICS
+from backend.notify.messages import DIGEST_TOPICS, KINDS, OPT_IN_TOPICS, TOPICS
 from backend.notify.models import NotificationSettings
 
 MINUTES_PER_DAY = 24 * 60
@@ -30,6 +31,8 @@ MINUTES_PER_DAY = 24 * 60
 @dataclass(frozen=True, slots=True)
 class Preferences:
     muted: frozenset[str] = frozenset()
+    """Every topic that is off: those turned off, and the opt-in ones not turned on (a user
+    with no saved settings has ``DEFAULT``'s)."""
     digest: frozenset[str] = frozenset()
     quiet_start: int | None = None
     """Minutes after local midnight; with ``quiet_end``, both set or both None."""
@@ -77,7 +80,8 @@ class Preferences:
         }
 
 
-DEFAULT = Preferences()
+DEFAULT = Preferences(muted=frozenset(OPT_IN_TOPICS))
+"""A user who never saved settings: every topic on but the opt-in ones."""
 
 
 def clock(minutes: int) -> str:
@@ -159,8 +163,10 @@ def valid_time_zone(name: str) -> str:
 
 
 def _from_row(row: NotificationSettings) -> Preferences:
+    opt_in = set(OPT_IN_TOPICS)
     return Preferences(
-        muted=frozenset(row.muted) & set(TOPICS),
+        muted=frozenset((set(row.muted) & set(TOPICS)) - opt_in)
+        | frozenset(opt_in - set(row.subscribed)),
         digest=frozenset(row.digest) & set(DIGEST_TOPICS),
         quiet_start=row.quiet_start,
         quiet_end=row.quiet_end,
@@ -183,7 +189,8 @@ async def load_many(session: AsyncSession, user_ids: Iterable[int]) -> dict[int,
 
 async def save(uow: UnitOfWork, user_id: int, preferences: Preferences) -> Preferences:
     values = {
-        "muted": sorted(preferences.muted),
+        "muted": sorted(preferences.muted - set(OPT_IN_TOPICS)),
+        "subscribed": sorted(set(OPT_IN_TOPICS) - preferences.muted),
         "digest": sorted(preferences.digest),
         "quiet_start": preferences.quiet_start,
         "quiet_end": preferences.quiet_end,
@@ -203,10 +210,25 @@ async def change(uow: UnitOfWork, user_id: int, **changes: Any) -> Preferences:
     moment both land (PostgreSQL; SQLite has a single writer).
     """
     insert = insert_for(uow.session)(NotificationSettings).values(
-        user_id=user_id, muted=[], digest=[], time_zone=DEFAULT.time_zone, updated_at=utcnow()
+        user_id=user_id,
+        muted=[],
+        subscribed=[],
+        digest=[],
+        time_zone=DEFAULT.time_zone,
+        updated_at=utcnow(),
     )
     await uow.session.exec(insert.on_conflict_do_nothing(index_elements=["user_id"]))
     query = select(NotificationSettings).where(col(NotificationSettings.user_id) == user_id)
     locked = query.with_for_update().execution_options(populate_existing=True)
     row = (await uow.session.exec(locked)).one()
     return await save(uow, user_id, validated(_from_row(row), **changes))
+
+
+async def subscribers(session: AsyncSession, topic: str) -> list[int]:
+    """The users who turned the opt-in ``topic`` on (nobody else hears of it)."""
+    if topic not in OPT_IN_TOPICS:
+        raise ValueError(f"{topic!r} is not an opt-in topic; every user hears of it by default")
+    # The JSON list as text, on both databases: a quoted topic name matches only itself.
+    listed = cast(col(NotificationSettings.subscribed), String).like(f'%"{topic}"%')
+    query = select(col(NotificationSettings.user_id)).where(listed)
+    return sorted((await session.exec(query)).all())

@@ -205,7 +205,13 @@ async def test_settings_api_reads_defaults_and_patches_fields(
     response = await client.get("/api/notifications/settings", headers=auth)
     assert response.status_code == 200
     assert response.json() == {
-        "topics": {"trades": True, "points": True, "referrals": True, "alerts": True},
+        "topics": {
+            "trades": True,
+            "points": True,
+            "referrals": True,
+            "alerts": True,
+            "signals": False,  # opt-in
+        },
         "digest": {"trades": False, "points": False, "referrals": False},
         "quiet_hours": None,
         "time_zone": "UTC",

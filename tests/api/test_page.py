@@ -48,6 +48,8 @@ async def test_static_assets_are_versioned_cached_and_compressed(client: httpx.A
         "/static/js/settings.js",
         "/static/css/trade.css",
         "/static/js/trade.js",
+        "/static/css/signals.css",
+        "/static/js/signals.js",
     }
     for asset in assets:
         assert re.search(r"\?v=[0-9a-f]{12}$", asset), asset

@@ -283,6 +283,7 @@ async def test_settings_gear_opens_the_panel_and_back_returns_to_the_tab(
         "New referrals",
         "Digest",
         "Price alerts",
+        "AI signals",
     ]
     assert await page.is_checked("#set-topic-trades")
     assert not await page.is_checked("#set-digest-trades")
@@ -333,7 +334,13 @@ async def test_settings_topic_switches_save_at_once_and_persist(
     await page.click("#set-digest-points")
     await wait_saved(page)
     saved = await saved_settings(page)
-    assert saved["topics"] == {"trades": False, "points": True, "referrals": True, "alerts": True}
+    assert saved["topics"] == {
+        "trades": False,
+        "points": True,
+        "referrals": True,
+        "alerts": True,
+        "signals": False,
+    }
     assert saved["digest"] == {"trades": False, "points": True, "referrals": False}
 
     await page.reload()  # the hash keeps the Settings view

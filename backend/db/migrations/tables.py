@@ -10,6 +10,7 @@ from backend.auth.models import AuthSession
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
+from backend.signals.models import SignalCandle, SignalRecord
 from backend.trading.models import BookSnapshot, JournalEntry, Order, TradeRecord, TradingTerm
 from backend.users.models import User
 
@@ -29,6 +30,8 @@ __all__ = [
     "PointsProfile",
     "PriceAlert",
     "ReferralReward",
+    "SignalCandle",
+    "SignalRecord",
     "TradeRecord",
     "TradingTerm",
     "User",

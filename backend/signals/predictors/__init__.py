@@ -1,0 +1,1 @@
+"""The signal models, one per module, behind ``base.Predictor``."""
