@@ -23,6 +23,8 @@ from backend.auth.controllers import AuthController, DemoAuthController
 from backend.auth.csrf import SameOriginGuard
 from backend.auth.ratelimit import RateLimitGuard
 from backend.auth.sessions import build_auth
+from backend.chains.controllers import WalletAuthController, WalletsController
+from backend.chains.service import Wallets
 from backend.config import ROOT, Settings, load_settings
 from backend.deps import provided, request_dependencies
 from backend.http import exception_handlers
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "leaderboard": provided(resources.leaderboard),
         "trading": provided(resources.trading_router),
         "signals": provided(resources.signals),
+        "wallets": provided(Wallets(resources.points, settings)),
         "registry": provided(sockets),
     }
     if bot_runtime is not None:
@@ -128,6 +131,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         PointsController,
         ReferralsController,
         PointsAdminController,
+        WalletsController,
+        WalletAuthController,
         AlertsController,
         MarketsController,
         OrdersController,

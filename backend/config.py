@@ -1,8 +1,8 @@
 """Typed settings, read once from the environment and injected where needed.
 
 Each group has its own environment prefix (``APP_``, ``DATABASE_``, ``REDIS_``, ``AUTH_``,
-``HUB_``, ``BOT_``, ``RATELIMIT_``, ``SIGNALS_``, ``LOG_``).  The README documents every field as
-a table.
+``HUB_``, ``BOT_``, ``RATELIMIT_``, ``SIGNALS_``, ``WALLETS_``, ``LOG_``).  The README documents
+every field as a table.
 """
 
 from __future__ import annotations
@@ -309,6 +309,23 @@ class SignalsSettings(BaseSettings):
     feed also wakes it as each candle closes)."""
 
 
+class WalletsSettings(BaseSettings):
+    """Wallets linked to users (backend/chains/): TON Connect ton_proof, Sign-In with Ethereum."""
+
+    model_config = SettingsConfigDict(env_prefix="WALLETS_")
+
+    challenge_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    """How long an issued ton_proof payload or SIWE nonce may be used (once): long enough to
+    open a wallet app and approve, short enough that a leaked one is soon worthless."""
+    proof_max_age_seconds: int = Field(default=900, ge=30, le=86400)
+    """A proof signed longer ago than this is refused (TON Connect's own examples allow 15
+    minutes; the challenge's expiry usually bounds it sooner)."""
+    clock_skew_seconds: int = Field(default=60, ge=0, le=600)
+    """How far in the future a proof's timestamp may be (phones' clocks drift)."""
+    siwe_chain_ids: list[int] = Field(default_factory=lambda: [1, 56])
+    """EVM chains a SIWE message may name: Ethereum and BNB Smart Chain, the ones we serve."""
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -331,6 +348,7 @@ class Settings(BaseSettings):
     trading: TradingSettings = Field(default_factory=TradingSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
+    wallets: WalletsSettings = Field(default_factory=WalletsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -33,4 +33,15 @@ fi
 ensure_venv "[dev]"
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy"; .venv/bin/mypy
+# The EVM contracts' toolchain (solc-js, OpenZeppelin, anvil) from contracts/evm/package-lock.json;
+# skipped when node_modules is already newer than the lock file, so a rerun costs nothing.
+if command -v npm >/dev/null && command -v node >/dev/null; then
+    if [ ! contracts/evm/node_modules/.package-lock.json -nt contracts/evm/package-lock.json ]; then
+        echo "== npm ci (contracts/evm)"
+        npm ci --prefix contracts/evm --no-audit --no-fund --loglevel=error \
+            || echo "npm ci failed: the EVM contract tests will be skipped" >&2
+    fi
+else
+    echo "missing: node and npm (the EVM contract tests will be skipped)" >&2
+fi
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -55,6 +55,7 @@ CAPABILITIES = (
     "market",
     "trading",
     "points",
+    "chains",
     "alerts",
     "signals",
     "account",

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 from backend.alerts.models import PriceAlert
 from backend.audit.models import AuditEntry
 from backend.auth.models import AuthSession
+from backend.chains.models import LinkedWallet, WalletChallenge
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
@@ -24,6 +25,7 @@ __all__ = [
     "LedgerAccount",
     "LedgerChain",
     "LedgerTransfer",
+    "LinkedWallet",
     "Notification",
     "NotificationSettings",
     "Order",
@@ -35,5 +37,6 @@ __all__ = [
     "TradeRecord",
     "TradingTerm",
     "User",
+    "WalletChallenge",
     "metadata",
 ]
