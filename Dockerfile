@@ -16,6 +16,8 @@ COPY bot ./bot
 RUN pip install -e .
 COPY webapp ./webapp
 COPY static ./static
+# The deposit addresses come from the compiled forwarder's creation code.
+COPY contracts/evm/artifacts ./contracts/evm/artifacts
 
 USER simplrefq
 ENV APP_HOST=0.0.0.0 APP_PORT=8000 APP_DATA_DIR=/app/data

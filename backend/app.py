@@ -24,6 +24,8 @@ from backend.auth.csrf import SameOriginGuard
 from backend.auth.ratelimit import RateLimitGuard
 from backend.auth.sessions import build_auth
 from backend.chains.controllers import WalletAuthController, WalletsController
+from backend.chains.deposit_queries import ChainDeposits
+from backend.chains.deposit_routes import ChainsController, DepositsController
 from backend.chains.service import Wallets
 from backend.config import ROOT, Settings, load_settings
 from backend.deps import provided, request_dependencies
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "trading": provided(resources.trading_router),
         "signals": provided(resources.signals),
         "wallets": provided(Wallets(resources.points, settings)),
+        "chain_deposits": provided(ChainDeposits(settings.chains)),
         "registry": provided(sockets),
     }
     if bot_runtime is not None:
@@ -133,6 +136,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         PointsAdminController,
         WalletsController,
         WalletAuthController,
+        ChainsController,
+        DepositsController,
         AlertsController,
         MarketsController,
         OrdersController,

@@ -1,8 +1,8 @@
 """Typed settings, read once from the environment and injected where needed.
 
 Each group has its own environment prefix (``APP_``, ``DATABASE_``, ``REDIS_``, ``AUTH_``,
-``HUB_``, ``BOT_``, ``RATELIMIT_``, ``SIGNALS_``, ``WALLETS_``, ``LOG_``).  The README documents
-every field as a table.
+``HUB_``, ``BOT_``, ``RATELIMIT_``, ``SIGNALS_``, ``WALLETS_``, ``CHAINS_``, ``LOG_``).  The
+README documents every field as a table.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -326,6 +327,66 @@ class WalletsSettings(BaseSettings):
     """EVM chains a SIWE message may name: Ethereum and BNB Smart Chain, the ones we serve."""
 
 
+class EvmChainSettings(BaseModel):
+    """One EVM chain the vault is deployed on (backend/chains/deposits.py watches it)."""
+
+    chain_id: int = Field(ge=1)
+    rpc_url: str = ""
+    """JSON-RPC endpoint; empty: the chain is listed but not watched."""
+    vault: str = ""
+    """The Vault contract's address (its `Deposited` events are the deposits)."""
+    usdt: str = ""
+    """The USDT token's address on this chain."""
+    usdt_decimals: int = Field(default=6, ge=0, le=36)
+    """USDT's decimals on this chain (6 on Ethereum, 18 on BNB Chain), scaled to the ledger's."""
+    confirmations: int = Field(default=12, ge=1, le=1000)
+    """Blocks, the deposit's own included, before a deposit is credited."""
+    start_block: int = Field(default=0, ge=0)
+    """The vault's deployment block: where a watcher with no cursor yet starts reading."""
+    min_deposit: Decimal = Decimal("1")
+    """Smaller deposits are recorded and never credited (their fees would cost more)."""
+
+
+def _default_chains() -> dict[str, EvmChainSettings]:
+    # Ethereum: 12 blocks (~2.5 min, past any reorg seen since the merge short of finality);
+    # BNB Chain: 15 blocks (~45 s at 3 s blocks), the figure exchanges commonly use.
+    return {
+        "ethereum": EvmChainSettings(chain_id=1, usdt_decimals=6, confirmations=12),
+        "bnb": EvmChainSettings(chain_id=56, usdt_decimals=18, confirmations=15),
+    }
+
+
+class ChainsSettings(BaseSettings):
+    """On-chain deposits (backend/chains/): the vault on each EVM chain and how it is read."""
+
+    model_config = SettingsConfigDict(env_prefix="CHAINS_", env_nested_delimiter="__")
+
+    evm: dict[str, EvmChainSettings] = Field(default_factory=_default_chains)
+    """The chains by name (`ethereum`, `bnb`), e.g. `CHAINS_EVM__ETHEREUM__RPC_URL`: what is
+    given is laid over the defaults of a chain we know."""
+    poll_seconds: float = Field(default=4.0, gt=0)
+    """How often a watcher asks its node for new blocks (about a BNB Chain block)."""
+    max_blocks_per_scan: int = Field(default=2_000, ge=1, le=100_000)
+    """Most blocks one `eth_getLogs` call covers (public nodes refuse wider ranges)."""
+    forwarder_artifact: Path = ROOT / "contracts" / "evm" / "artifacts" / "DepositForwarder.json"
+    """The compiled DepositForwarder: its creation code gives each user's deposit address."""
+
+    @field_validator("evm", mode="before")
+    @classmethod
+    def _over_defaults(cls, given: object) -> object:
+        if not isinstance(given, dict):
+            return given
+        defaults = _default_chains()
+        merged: dict[str, object] = {}
+        for name, fields in given.items():
+            known = defaults.get(name)
+            if known is not None and isinstance(fields, dict):
+                merged[name] = known.model_dump() | fields
+            else:
+                merged[name] = fields
+        return {**{n: c.model_dump() for n, c in defaults.items()}, **merged}
+
+
 class LogSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOG_")
 
@@ -349,6 +410,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     signals: SignalsSettings = Field(default_factory=SignalsSettings)
     wallets: WalletsSettings = Field(default_factory=WalletsSettings)
+    chains: ChainsSettings = Field(default_factory=ChainsSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ controller repeats them; routes that read a body themselves (sign-in) call ``ref
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -29,10 +30,32 @@ Id64 = Annotated[int, Parameter(ge=1, le=INT64_MAX)]
 """An id from a BIGINT primary key (orders, trades, alerts)."""
 
 NUL = "\x00"
+# No body of ours nests more than a few levels.  The limit is checked on the raw bytes, not left
+# to the decoder's recursion guard: that follows the interpreter's recursion limit, which a
+# library may raise (py_ecc, under eth-account, sets it to 100,000 at import).
+MAX_JSON_DEPTH = 64
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class TooDeep(BadRequest):
     code = "too_deep"
+
+
+def too_deep(raw: bytes) -> bool:
+    """Whether the JSON text opens more than MAX_JSON_DEPTH arrays or objects at once (brackets
+    inside strings do not count).  Bodies with few brackets, nearly all, are not scanned."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    depth = 0
+    for match in _STRUCTURE.finditer(raw):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def has_nul(value: Any) -> bool:
@@ -68,10 +91,11 @@ async def check_request(request: Request[Any, Any, Any]) -> None:
     media_type = getattr(field.kwarg_definition, "media_type", RequestEncodingType.JSON)
     if media_type != RequestEncodingType.JSON:
         return
+    if too_deep(await request.body()):
+        raise TooDeep(f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
         body = await request.json()
     except RecursionError:
-        # msgspec guards its recursion with the interpreter's limit (about 1,000 levels).
         raise TooDeep("the JSON body is nested too deeply") from None
     except SerializationException as exc:
         raise ClientException(str(exc)) from None

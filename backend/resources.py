@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from backend.alerts.watcher import AlertWatcher
 from backend.auth.ratelimit import RateLimiter
 from backend.auth.service import prune_forever
+from backend.chains.deposits import watch_chains
 from backend.config import Settings
 from backend.db.engine import Database
 from backend.db.redis import connect_redis
@@ -155,6 +156,9 @@ class Resources:
                     # The maker's funds are minted: only where demo funds are.
                     if self.settings.trading.market_maker and self.trading.demo:
                         spawn(MarketMaker(self.db, self.trading).run(), "market-maker")
+                    # Deposits are credited through the books' writers: where the books run.
+                    chains = self.settings.chains
+                    spawn(watch_chains(self.db, self.ledger, self.trading, chains), "deposits")
                 self._markets_ready.set()
                 worker = self._signals_worker()
                 simulator = self.settings.market.feed == "simulator"

@@ -39,9 +39,9 @@ if command -v npm >/dev/null && command -v node >/dev/null; then
     if [ ! contracts/evm/node_modules/.package-lock.json -nt contracts/evm/package-lock.json ]; then
         echo "== npm ci (contracts/evm)"
         npm ci --prefix contracts/evm --no-audit --no-fund --loglevel=error \
-            || echo "npm ci failed: the EVM contract tests will be skipped" >&2
+            || echo "npm ci failed: the EVM contract tests will fail under CI=true, skip elsewhere" >&2
     fi
 else
-    echo "missing: node and npm (the EVM contract tests will be skipped)" >&2
+    echo "missing: node and npm (the EVM contract tests fail under CI=true, skip elsewhere)" >&2
 fi
 echo "== pytest"; .venv/bin/pytest "$@"

@@ -25,6 +25,7 @@ from web3.logs import DISCARD
 from web3.types import RPCEndpoint, TxParams, TxReceipt, Wei
 
 from backend.testing.anvil import Anvil, find_anvil, start_anvil
+from tests.helpers import require
 
 EVM = Path(__file__).resolve().parents[2] / "contracts" / "evm"
 CHAIN_IDS = {"ethereum": 1, "bnb": 56}
@@ -44,9 +45,11 @@ WITHDRAWAL_TYPES = {
     ]
 }
 
-pytestmark = pytest.mark.skipif(
-    find_anvil() is None, reason="no anvil: run npm ci --prefix contracts/evm"
-)
+
+@pytest.fixture(autouse=True, scope="session")
+def _needs_anvil() -> None:
+    """A missing node is a failure in CI (scripts/test.sh installs it) and a skip elsewhere."""
+    require("anvil", find_anvil() is not None, "run npm ci --prefix contracts/evm")
 
 
 def artifact(name: str) -> dict[str, Any]:
@@ -213,8 +216,8 @@ def tokens(chain: Chain) -> list[str]:
 
 
 def test_committed_artifacts_match_the_source() -> None:
-    if shutil.which("node") is None or not (EVM / "node_modules" / "solc").is_dir():
-        pytest.skip("node or solc missing: run npm ci --prefix contracts/evm")
+    installed = shutil.which("node") is not None and (EVM / "node_modules" / "solc").is_dir()
+    require("solc", installed, "run npm ci --prefix contracts/evm")
     result = subprocess.run(
         ["node", str(EVM / "compile.mjs"), "--check"],
         capture_output=True,

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 from backend.alerts.models import PriceAlert
 from backend.audit.models import AuditEntry
 from backend.auth.models import AuthSession
+from backend.chains.deposit_models import ChainCursor, ChainDeposit
 from backend.chains.models import LinkedWallet, WalletChallenge
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
@@ -21,6 +22,8 @@ __all__ = [
     "AuditEntry",
     "AuthSession",
     "BookSnapshot",
+    "ChainCursor",
+    "ChainDeposit",
     "JournalEntry",
     "LedgerAccount",
     "LedgerChain",

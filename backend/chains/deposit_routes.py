@@ -1,0 +1,126 @@
+"""HTTP: the chains deposits are taken on, a user's deposit address, and their deposits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from backend.auth.sessions import PUBLIC
+from backend.chains.deposit_queries import ChainDeposits, ChainInfo
+from backend.db.uow import UnitOfWork
+from backend.openapi import errors
+from backend.users.models import User
+
+SignedIn = Request[User, Any, Any]
+Short = Annotated[str, Parameter(max_length=16)]
+
+
+class ChainAssetView(msgspec.Struct):
+    asset: str
+    token: str
+    """The token contract on this chain."""
+    decimals: int
+    """The token's decimals on this chain; balances use the asset's own (USDT: 6)."""
+    minimum: str
+    """Smaller deposits are not credited."""
+
+
+class ChainView(msgspec.Struct):
+    chain: str
+    chain_id: int
+    confirmations: int
+    """Blocks, the deposit's own included, before a deposit is credited."""
+    vault: str
+    open: bool
+    """Whether deposits are taken on this chain now (a vault is configured)."""
+    assets: list[ChainAssetView]
+
+    @classmethod
+    def of(cls, info: ChainInfo) -> ChainView:
+        assets = [ChainAssetView(a.asset, a.token, a.decimals, a.minimum) for a in info.assets]
+        return cls(info.chain, info.chain_id, info.confirmations, info.vault, info.open, assets)
+
+
+class DepositAddressView(msgspec.Struct):
+    chain: str
+    asset: str
+    address: str
+    """Send the token here (or call the vault's ``depositToken`` with your user id)."""
+    user_id: str
+    """Your id as the vault knows it (bytes32, hex)."""
+
+
+class DepositView(msgspec.Struct):
+    chain: str
+    tx_hash: str
+    log_index: int
+    asset: str
+    amount: str
+    block_number: int
+    confirmations: int
+    required: int
+    status: str
+    """``seen``, ``credited``, ``dropped`` (its block left the chain), ``below_minimum``."""
+    created_at: datetime
+    credited_at: datetime | None
+
+
+class ChainsController(Controller):
+    path = "/api/chains"
+    tags = ["deposits"]
+
+    @get(opt=PUBLIC)
+    async def chains(self, chain_deposits: NamedDependency[ChainDeposits]) -> list[ChainView]:
+        """The chains deposits are taken on: assets, token decimals, confirmations, minimums."""
+        return [ChainView.of(info) for info in chain_deposits.chains()]
+
+
+class DepositsController(Controller):
+    path = "/api/deposits"
+    tags = ["deposits"]
+
+    @get("/address", responses=errors(400, 409))
+    async def address(
+        self,
+        request: SignedIn,
+        chain: Short,
+        asset: Short,
+        chain_deposits: NamedDependency[ChainDeposits],
+    ) -> DepositAddressView:
+        """My deposit address on a chain: the vault's forwarder for my user id."""
+        assert request.user.id is not None
+        found = chain_deposits.address(request.user.id, chain, asset)
+        user_id = "0x" + request.user.id.to_bytes(32, "big").hex()
+        return DepositAddressView(chain, asset, found, user_id)
+
+    @get()
+    async def mine(
+        self,
+        request: SignedIn,
+        uow: NamedDependency[UnitOfWork],
+        chain_deposits: NamedDependency[ChainDeposits],
+    ) -> list[DepositView]:
+        """My deposits, newest first, with their confirmations so far."""
+        assert request.user.id is not None
+        found = await chain_deposits.deposits(uow.session, request.user.id)
+        return [
+            DepositView(
+                d.chain,
+                d.tx_hash,
+                d.log_index,
+                d.asset,
+                d.amount,
+                d.block_number,
+                d.confirmations,
+                d.required,
+                d.status,
+                d.created_at,
+                d.credited_at,
+            )
+            for d in found
+        ]
