@@ -327,15 +327,19 @@ class WalletsSettings(BaseSettings):
     """EVM chains a SIWE message may name: Ethereum and BNB Smart Chain, the ones we serve."""
 
 
+# An EVM address (or nothing): a typo is refused at start, not met as a 500 on first use.
+EVM_ADDRESS = r"^(0x[0-9a-fA-F]{40})?$"
+
+
 class EvmChainSettings(BaseModel):
     """One EVM chain the vault is deployed on (backend/chains/deposits.py watches it)."""
 
     chain_id: int = Field(ge=1)
     rpc_url: str = ""
     """JSON-RPC endpoint; empty: the chain is listed but not watched."""
-    vault: str = ""
+    vault: str = Field(default="", pattern=EVM_ADDRESS)
     """The Vault contract's address (its `Deposited` events are the deposits)."""
-    usdt: str = ""
+    usdt: str = Field(default="", pattern=EVM_ADDRESS)
     """The USDT token's address on this chain."""
     usdt_decimals: int = Field(default=6, ge=0, le=36)
     """USDT's decimals on this chain (6 on Ethereum, 18 on BNB Chain), scaled to the ledger's."""

@@ -36,6 +36,17 @@ install -m 0644 "$modules/lightweight-charts/dist/lightweight-charts.standalone.
     "$vendor/lightweight-charts.js"
 install -m 0644 "$modules/lightweight-charts/LICENSE" "$vendor/lightweight-charts.LICENSE.txt"
 
+# TON Connect UI for the Wallet tab's "Connect TON wallet": the UMD build defines the
+# TON_CONNECT_UI global. wallet/ton.js injects it on the first click only (it outweighs the
+# page). Apache-2.0: its licence travels with it.
+install -m 0644 "$modules/@tonconnect/ui/dist/tonconnect-ui.min.js" "$vendor/tonconnect-ui.js"
+install -m 0644 "$modules/@tonconnect/ui/LICENSE" "$vendor/tonconnect-ui.LICENSE.txt"
+
+# qrcode-generator for the deposit address's QR code: a classic script defining the qrcode
+# global, injected when a deposit address first shows. MIT: the package ships no LICENSE
+# file; its licence notice is the header of the file itself.
+install -m 0644 "$modules/qrcode-generator/dist/qrcode.js" "$vendor/qrcode.js"
+
 # Swagger UI for the API docs at /schema (developer-facing; not shipped by the mini-app page).
 mkdir -p "$vendor/swagger-ui"
 for file in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css; do
@@ -51,6 +62,8 @@ version() {
     echo "htmx.org $(version htmx.org) -> htmx.min.js"
     echo "htmx-ext-ws $(version htmx-ext-ws) -> htmx-ext-ws.js"
     echo "lightweight-charts $(version lightweight-charts) -> lightweight-charts.js"
+    echo "@tonconnect/ui $(version @tonconnect/ui) -> tonconnect-ui.js"
+    echo "qrcode-generator $(version qrcode-generator) -> qrcode.js"
     echo "swagger-ui-dist $(version swagger-ui-dist) -> swagger-ui/"
 } >"$vendor/VERSIONS.txt"
 

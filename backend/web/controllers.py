@@ -45,3 +45,14 @@ class PageController(Controller):
                 "Referrer-Policy": "strict-origin-when-cross-origin",
             },
         )
+
+    @get("/tonconnect-manifest.json", media_type=MediaType.JSON)
+    async def tonconnect_manifest(self, settings: NamedDependency[Settings]) -> dict[str, str]:
+        """TON Connect's app manifest: wallets sign its `url`'s host into every ton_proof, and
+        the server checks that domain against its own, so both come from APP_PUBLIC_URL."""
+        base = settings.app.base_url
+        return {
+            "url": base,
+            "name": settings.app.name,
+            "iconUrl": f"{base}/static/tonconnect-icon.png",
+        }

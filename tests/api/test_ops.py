@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from backend.config import Settings
 from tests.helpers import RunningServer, Server, make_settings
@@ -162,3 +163,12 @@ def test_openapi_json_is_valid_json_schema_file(tmp_path: Path) -> None:
 
     schema = create_app(make_settings(tmp_path)).openapi_schema.to_schema()
     assert json.loads(json.dumps(schema))["info"]["title"] == "SimplRefQ API"
+
+
+def test_a_malformed_chain_address_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vault address with a digit too many must stop the start, not 500 on first use."""
+    monkeypatch.setenv("CHAINS_EVM__ETHEREUM__VAULT", "0x" + "1" * 41)
+    with pytest.raises(ValidationError, match="vault"):
+        Settings()
+    monkeypatch.setenv("CHAINS_EVM__ETHEREUM__VAULT", "0x" + "1" * 40)
+    assert Settings().chains.evm["ethereum"].vault == "0x" + "1" * 40

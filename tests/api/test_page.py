@@ -50,6 +50,8 @@ async def test_static_assets_are_versioned_cached_and_compressed(client: httpx.A
         "/static/js/trade.js",
         "/static/css/signals.css",
         "/static/js/signals.js",
+        "/static/css/wallet.css",
+        "/static/js/wallet.js",
     }
     for asset in assets:
         assert re.search(r"\?v=[0-9a-f]{12}$", asset), asset
@@ -72,6 +74,13 @@ async def test_the_page_ships_under_60_kb_of_js_and_css_gzipped(client: httpx.As
     # The chart library outweighs the rest of the page: it is fetched when the chart first shows.
     (chart,) = re.findall(r'data-chart-lib="(/static/vendor/lightweight-charts\.js\?v=\w+)"', html)
     assert len(gzip.compress((await client.get(chart)).content)) < 70 * 1024
+    # So are the Wallet tab's TON Connect UI (on the first "Connect TON wallet") and QR code
+    # library (when a deposit address first shows), named by data attributes, not loaded.
+    for name in ("tonconnect-ui.js", "qrcode.js"):
+        (url,) = re.findall(
+            rf'data-(?:ton|qr)-lib="(/static/vendor/{re.escape(name)}\?v=\w+)"', html
+        )
+        assert (await client.get(url)).status_code == 200
 
 
 async def test_static_files_stay_inside_static(server: Server) -> None:
