@@ -319,6 +319,45 @@ def points_rebuild_leaderboard() -> None:
     click.echo(f"leaderboard rebuilt: {count} entries")
 
 
+@main.group()
+def chains() -> None:
+    """On-chain custody: what the vaults hold against the ledger."""
+
+
+@chains.command("reconcile")
+def chains_reconcile() -> None:
+    """Compare each configured chain's custody in the ledger (what users were credited) with
+    the vault's token balance on chain.  Exits 1 on a shortfall: a chain holding less than the
+    ledger says users deposited.  More on chain (deposits awaiting confirmations or not
+    credited, tokens sent without a deposit, dust below the ledger's precision) is shown but
+    is not a failure."""
+    from backend.chains.reconcile import reconcile
+    from backend.chains.rpc import RpcError
+    from backend.ledger.assets import ASSETS
+
+    settings = _settings()
+    try:
+        rows = asyncio.run(_with_database(settings, lambda db: reconcile(db, settings.chains)))
+    except RpcError as exc:
+        raise click.ClickException(f"a node did not answer: {exc}") from exc
+    if not rows:
+        click.echo("no chain configured (CHAINS_EVM__<CHAIN>__RPC_URL and __VAULT)")
+        return
+    table = [("chain", "asset", "ledger custody", "on chain", "difference")]
+    for row in rows:
+        fmt = ASSETS[row.asset].format
+        mark = "  SHORTFALL" if row.shortfall else ""
+        diff = f"{'+' if row.difference > 0 else ''}{fmt(row.difference)}{mark}"
+        table.append((row.chain, row.asset, fmt(row.ledger), fmt(row.on_chain), diff))
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line[:4], widths, strict=True)]
+        click.echo("  ".join([*cells, line[4]]))
+    if any(row.shortfall for row in rows):
+        click.echo("shortfall: a chain holds less than the ledger says users deposited", err=True)
+        sys.exit(1)
+
+
 async def _with_database(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:
     from backend.db.engine import Database
 

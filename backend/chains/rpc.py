@@ -1,4 +1,5 @@
-"""A small EVM JSON-RPC client: the four calls a deposit watcher makes, over httpx."""
+"""A small EVM JSON-RPC client: the four calls a deposit watcher makes, and the token balance
+the custody reconciliation reads, over httpx."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from backend.chains.evm import DEPOSITED_TOPIC
 # A node that does not answer in this long is treated as down for this pass (the watcher
 # retries at its next poll).
 RPC_TIMEOUT_SECONDS = 10.0
+# The ERC-20 ``balanceOf(address)`` selector: keccak("balanceOf(address)")[:4].
+BALANCE_OF = "0x70a08231"
 
 
 class RpcError(RuntimeError):
@@ -70,3 +73,12 @@ class EvmRpc:
             ],
         )
         return [log for log in logs if not log.get("removed")]
+
+    async def token_balance(self, token: str, holder: str) -> int:
+        """``token.balanceOf(holder)`` at the node's latest block, in the token's own units."""
+        data = BALANCE_OF + holder.lower().removeprefix("0x").rjust(64, "0")
+        found = await self.call("eth_call", [{"to": token, "data": data}, "latest"])
+        try:
+            return int(str(found), 16)
+        except ValueError as exc:
+            raise RpcError(f"eth_call balanceOf: not a number: {found!r}") from exc
