@@ -348,7 +348,19 @@ class EvmChainSettings(BaseModel):
     start_block: int = Field(default=0, ge=0)
     """The vault's deployment block: where a watcher with no cursor yet starts reading."""
     min_deposit: Decimal = Decimal("1")
-    """Smaller deposits are recorded and never credited (their fees would cost more)."""
+    """Smaller USDT deposits are recorded and never credited (their fees would cost more)."""
+    native_asset: str = Field(default="", pattern=r"^([A-Z]{2,10})?$")
+    """The ledger asset the chain's native coin is credited as; empty: BNB on BNB Chain (56, and
+    its testnet 97), ETH elsewhere.  18 decimals on chain, scaled down to the asset's units."""
+    min_native_deposit: Decimal = Decimal("0.001")
+    """Smaller native-coin deposits are recorded and never credited (a few dollars of ETH or
+    BNB: below that the fees to move it would cost more)."""
+
+    @model_validator(mode="after")
+    def _native(self) -> EvmChainSettings:
+        if not self.native_asset:
+            self.native_asset = "BNB" if self.chain_id in (56, 97) else "ETH"
+        return self
 
 
 def _default_chains() -> dict[str, EvmChainSettings]:

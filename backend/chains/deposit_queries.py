@@ -11,13 +11,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.chains.deposit_models import ChainCursor, ChainDeposit
-from backend.chains.evm import deposit_address, forwarder_creation_code
+from backend.chains.evm import NATIVE, NATIVE_DECIMALS, deposit_address, forwarder_creation_code
 from backend.config import ChainsSettings, EvmChainSettings
 from backend.errors import BadRequest, Conflict
 from backend.ledger.assets import ASSETS
 
-# The one asset the vaults take for now (native coins come with the next slice).
-DEPOSIT_ASSETS = ("USDT",)
 # A user's deposit list shows at most this many, newest first.
 DEPOSITS_PAGE = 100
 
@@ -80,16 +78,21 @@ class ChainDeposits:
 
     def _info(self, name: str, chain: EvmChainSettings) -> ChainInfo:
         usdt = ChainAsset("USDT", chain.usdt, chain.usdt_decimals, f"{chain.min_deposit:f}")
+        native = ChainAsset(
+            chain.native_asset, NATIVE, NATIVE_DECIMALS, f"{chain.min_native_deposit:f}"
+        )
         opened = bool(chain.vault)
-        return ChainInfo(name, chain.chain_id, chain.confirmations, chain.vault, opened, [usdt])
+        assets = [usdt, native]
+        return ChainInfo(name, chain.chain_id, chain.confirmations, chain.vault, opened, assets)
 
     def address(self, user_id: int, chain: str, asset: str) -> str:
         """The user's deposit address on ``chain``: the same for every token it takes."""
         found = self.settings.evm.get(chain)
         if found is None:
             raise UnknownChain(f"no chain {chain!r}; chains: {', '.join(self.settings.evm)}")
-        if asset not in DEPOSIT_ASSETS:
-            raise UnknownDepositAsset(f"{asset!r} is not taken; assets: USDT")
+        taken = ("USDT", found.native_asset)
+        if asset not in taken:
+            raise UnknownDepositAsset(f"{asset!r} is not taken; assets: {', '.join(taken)}")
         if not found.vault:
             raise DepositsUnavailable(f"deposits on {chain} are not open")
         code = forwarder_creation_code(self.settings.forwarder_artifact)

@@ -1,6 +1,8 @@
 """The deposit watcher of one EVM chain: reads the vault's ``Deposited`` logs and credits them
 after N confirmations, through the trading writers (as the faucet does), from the chain's
-custody account ``sys:custody_<chain>:<asset>``.
+custody account ``sys:custody_<chain>:<asset>``.  The vault's USDT is credited as USDT, its
+native coin (token ``address(0)``) as the chain's ``native_asset`` (ETH, BNB); other tokens are
+only logged.
 
 The rules that keep it exact:
 
@@ -29,13 +31,20 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.chains.deposit_models import ChainCursor, ChainDeposit, DepositStatus
-from backend.chains.evm import DepositLog, decode_deposit, internal_user_id, to_ledger_units
+from backend.chains.evm import (
+    NATIVE,
+    NATIVE_DECIMALS,
+    DepositLog,
+    decode_deposit,
+    internal_user_id,
+    to_ledger_units,
+)
 from backend.chains.rpc import Block, EvmRpc, RpcError
 from backend.clock import utcnow
 from backend.config import ChainsSettings, EvmChainSettings
 from backend.db.engine import Database
 from backend.db.uow import unit_of_work
-from backend.ledger.assets import ASSETS
+from backend.ledger.assets import ASSETS, Asset
 from backend.ledger.service import Ledger, derived_id
 from backend.trading.commands import Deposit, WriterUnavailable
 from backend.trading.service import Trading
@@ -76,9 +85,17 @@ class DepositWatcher:
         self.settings = settings
         self.rpc = rpc
         self.max_blocks = max_blocks
-        self.asset = ASSETS["USDT"]
-        self.minimum = self.asset.to_units(settings.min_deposit)
-        self._usdt = settings.usdt.lower()
+        usdt, native = ASSETS["USDT"], ASSETS[settings.native_asset]
+        # What each token address is credited as: (asset, decimals on chain, minimum in units).
+        self._tokens: dict[str, tuple[Asset, int, int]] = {
+            NATIVE: (native, NATIVE_DECIMALS, native.to_units(settings.min_native_deposit)),
+        }
+        if settings.usdt:
+            self._tokens[settings.usdt.lower()] = (
+                usdt,
+                settings.usdt_decimals,
+                usdt.to_units(settings.min_deposit),
+            )
 
     async def run(self, poll_seconds: float) -> None:
         """Scan and credit for as long as the task lives (its owner cancels it)."""
@@ -165,9 +182,11 @@ class DepositWatcher:
         async with unit_of_work(self.db) as uow:
             session = uow.session
             for item in logs:
-                if item.token.lower() != self._usdt:
+                taken = self._tokens.get(item.token.lower())
+                if taken is None:
                     log.info("chain_deposit_ignored", chain=self.chain, token=item.token)
                     continue
+                asset, decimals, minimum = taken
                 row = (
                     await session.exec(
                         select(ChainDeposit).where(
@@ -185,17 +204,17 @@ class DepositWatcher:
                 user_id = internal_user_id(item.user_id)
                 if user_id is not None and await session.get(User, user_id) is None:
                     user_id = None
-                amount = to_ledger_units(item.amount, self.settings.usdt_decimals, self.asset.scale)
+                amount = to_ledger_units(item.amount, decimals, asset.scale)
                 status = DepositStatus.SEEN
                 if user_id is None:
                     status = DepositStatus.UNKNOWN_USER
-                elif amount < self.minimum:
+                elif amount < minimum:
                     status = DepositStatus.BELOW_MINIMUM
                 row = row or ChainDeposit(
                     chain=self.chain,
                     tx_hash=item.tx_hash,
                     log_index=item.log_index,
-                    asset=self.asset.code,
+                    asset=asset.code,
                     amount=0,
                     raw_amount="0",
                     sender=item.sender,

@@ -19,6 +19,10 @@ from eth_utils.crypto import keccak
 
 # keccak("Deposited(bytes32,address,address,uint256)"): the event's topic 0.
 DEPOSITED_TOPIC = "0x" + keccak(text="Deposited(bytes32,address,address,uint256)").hex()
+# The token address the vault's ``Deposited`` names for the chain's native coin
+# (``Vault.NATIVE``), and that coin's decimals (ETH and BNB both have 18).
+NATIVE = "0x" + "00" * 20
+NATIVE_DECIMALS = 18
 # ``users.id`` is a PostgreSQL INTEGER: a bytes32 above this names no user of ours (and must not
 # reach a query, where asyncpg would refuse it).
 MAX_USER_ID = 2**31 - 1

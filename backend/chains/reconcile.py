@@ -4,7 +4,9 @@ holds on chain.
 Deposits credit users from the chain's custody account ``sys:custody_<chain>:<asset>``, so that
 account's balance stands at minus what users were credited: the ledger's custody is its
 negation.  The vault's token balance (``balanceOf(vault)``) is read from the node and scaled to
-the ledger's units with the chain's decimals, rounding down as deposits do.
+the ledger's units with the chain's decimals, rounding down as deposits do.  The native coin
+(ETH, BNB) is held the same way, as ``sys:custody_<chain>:<native asset>`` against the vault's
+``eth_getBalance``; a chain whose vault never held any and credited none shows no native row.
 
 The rule: a chain holding *less* than the ledger says users deposited is a shortfall, and a
 failure (money the ledger owes that the vault no longer has).  Holding *more* is reported but
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backend.chains.deposits import custody_source
-from backend.chains.evm import to_ledger_units
+from backend.chains.evm import NATIVE_DECIMALS, to_ledger_units
 from backend.chains.rpc import EvmRpc
 from backend.config import ChainsSettings
 from backend.db.engine import Database
@@ -56,20 +58,27 @@ async def reconcile(
 ) -> list[CustodyRow]:
     """A row per configured chain (an RPC URL and a vault) and asset it takes.  Raises
     ``RpcError`` when a node does not answer: a reconciliation with a chain missing is none."""
-    asset = ASSETS["USDT"]  # the one asset the vaults take for now
+    usdt = ASSETS["USDT"]
     rows = []
     for name, chain in settings.evm.items():
-        if not (chain.rpc_url and chain.vault and chain.usdt):
+        if not (chain.rpc_url and chain.vault):
             continue
+        native = ASSETS[chain.native_asset]
         # The ledger first: a deposit credited between the two reads was on chain already, so
         # it shows as a surplus, never as a false shortfall.
         async with db.reads() as session:
-            custody = await system_balance(session, custody_source(name), asset.code)
+            usdt_custody = await system_balance(session, custody_source(name), usdt.code)
+            native_custody = await system_balance(session, custody_source(name), native.code)
         rpc = rpc_for(chain.rpc_url)
         try:
-            raw = await rpc.token_balance(chain.usdt, chain.vault)
+            usdt_raw = await rpc.token_balance(chain.usdt, chain.vault) if chain.usdt else None
+            native_raw = await rpc.native_balance(chain.vault)
         finally:
             await rpc.close()
-        on_chain = to_ledger_units(raw, chain.usdt_decimals, asset.scale)
-        rows.append(CustodyRow(name, asset.code, -custody, on_chain))
+        if native_custody or native_raw:  # a vault never given native coin: nothing to say
+            on_chain = to_ledger_units(native_raw, NATIVE_DECIMALS, native.scale)
+            rows.append(CustodyRow(name, native.code, -native_custody, on_chain))
+        if usdt_raw is not None:
+            on_chain = to_ledger_units(usdt_raw, chain.usdt_decimals, usdt.scale)
+            rows.append(CustodyRow(name, usdt.code, -usdt_custody, on_chain))
     return rows

@@ -82,3 +82,11 @@ class EvmRpc:
             return int(str(found), 16)
         except ValueError as exc:
             raise RpcError(f"eth_call balanceOf: not a number: {found!r}") from exc
+
+    async def native_balance(self, holder: str) -> int:
+        """``holder``'s native coin (wei) at the node's latest block."""
+        found = await self.call("eth_getBalance", [holder, "latest"])
+        try:
+            return int(str(found), 16)
+        except ValueError as exc:
+            raise RpcError(f"eth_getBalance: not a number: {found!r}") from exc

@@ -31,9 +31,12 @@ async def test_chains_address_and_deposits(
             "ethereum": (1, 12, True),
             "bnb": (56, 15, False),  # the defaults of a chain not configured here
         }
-        (usdt,) = chains["ethereum"]["assets"]
+        usdt, eth = chains["ethereum"]["assets"]
         assert usdt == {"asset": "USDT", "token": VAULT, "decimals": 6, "minimum": "1"}
         assert chains["bnb"]["assets"][0]["decimals"] == 18
+        native = "0x" + "00" * 20
+        assert eth == {"asset": "ETH", "token": native, "decimals": 18, "minimum": "0.001"}
+        assert chains["bnb"]["assets"][1]["asset"] == "BNB"
 
         assert (await client.get("/api/deposits")).status_code == 401
         user, auth = await signed_in(client, new_telegram_id())
@@ -48,6 +51,15 @@ async def test_chains_address_and_deposits(
             "address": deposit_address(VAULT, user["id"], code),
             "user_id": "0x" + user["id"].to_bytes(32, "big").hex(),
         }
+        native_address = await client.get(
+            "/api/deposits/address", params={"chain": "ethereum", "asset": "ETH"}, headers=auth
+        )
+        assert native_address.status_code == 200, native_address.text
+        assert native_address.json()["address"] == found.json()["address"]
+        bnb_on_ethereum = await client.get(
+            "/api/deposits/address", params={"chain": "ethereum", "asset": "BNB"}, headers=auth
+        )
+        assert bnb_on_ethereum.json()["error"] == "unknown_asset"
         for params, code_ in (
             ({"chain": "solana", "asset": "USDT"}, "unknown_chain"),
             ({"chain": "ethereum", "asset": "DOGE"}, "unknown_asset"),

@@ -430,3 +430,98 @@ async def test_watch_chains_credits_on_both_chains_until_cancelled(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await assert_clean(db)
+
+
+# --- native coin --------------------------------------------------------------------------------
+
+NATIVE_ASSETS = {"ethereum": "ETH", "bnb": "BNB"}
+
+
+def deposit_native(chain: Chain, user_id: int, wei: int) -> None:
+    """Native coin straight into the vault: ``deposit{value}``."""
+    tx = chain.vault.functions.deposit(chain_user_id(user_id)).transact(
+        {"from": chain.sender, "value": wei}
+    )
+    assert chain.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+
+
+def deposit_native_to_forwarder(chain: Chain, user_id: int, wei: int) -> None:
+    """Native coin sent to the user's deposit address (a plain transfer), then swept."""
+    address = deposit_address(chain.vault.address, user_id, forwarder_creation_code(FORWARDER))
+    tx = chain.w3.eth.send_transaction({"from": chain.sender, "to": address, "value": wei})
+    assert chain.w3.eth.wait_for_transaction_receipt(tx)["status"] == 1
+    chain.send(chain.vault.functions.sweep(chain_user_id(user_id), []))
+
+
+async def native_custody(db: Database, chain: str) -> int:
+    asset = NATIVE_ASSETS[chain]
+    return posted((await accounts(db)).get(system_account(f"custody_{chain}", asset)))
+
+
+async def test_native_deposits_credited_after_confirmations_into_eth_and_bnb(
+    desks: Desks, chains: dict[str, Chain], watchers: Watchers
+) -> None:
+    """1.5 ETH (and 7 wei of dust) into the Ethereum vault, 2.25 BNB (and dust) into the BNB
+    one: credited as ETH and BNB in gwei, rounded down, once they have N confirmations."""
+    db = desks.db
+    (user,) = await make_users(db, 1)
+    eth, bnb = chains["ethereum"], chains["bnb"]
+    deposit_native(eth, user, 15 * 10**17 + 7)
+    deposit_native(bnb, user, 225 * 10**16 + 999_999_999)  # under a gwei: stays on chain
+
+    for _ in range(CONFIRMATIONS - 1):
+        assert await watchers.scan() == 0
+        assert await balance_of(db, user, "ETH") == 0
+        assert await balance_of(db, user, "BNB") == 0
+        eth.mine(1)
+        bnb.mine(1)
+    assert await watchers.scan() == 2
+    assert await balance_of(db, user, "ETH") == 1_500_000_000
+    assert await balance_of(db, user, "BNB") == 2_250_000_000
+    assert await balance_of(db, user, "USDT") == 0
+    assert await native_custody(db, "ethereum") == -1_500_000_000
+    assert await native_custody(db, "bnb") == -2_250_000_000
+    assert sorted((d.chain, d.asset, d.status) for d in await deposits(db)) == [
+        ("bnb", "BNB", DepositStatus.CREDITED.value),
+        ("ethereum", "ETH", DepositStatus.CREDITED.value),
+    ]
+
+    eth.mine(2)
+    bnb.mine(2)
+    assert await watchers.scan() == 0  # nothing twice
+    assert await balance_of(db, user, "ETH") == 1_500_000_000
+    await assert_clean(db)
+
+
+async def test_native_coin_sent_to_the_deposit_address_is_swept_and_credited(
+    desks: Desks, chains: dict[str, Chain], watchers: Watchers
+) -> None:
+    db = desks.db
+    (user,) = await make_users(db, 1)
+    eth, bnb = chains["ethereum"], chains["bnb"]
+    deposit_native_to_forwarder(eth, user, 2 * 10**17)
+    deposit_native_to_forwarder(bnb, user, 3 * 10**17)
+    eth.mine(CONFIRMATIONS - 2)
+    bnb.mine(CONFIRMATIONS - 2)
+    assert await watchers.scan() == 0  # one confirmation short
+    eth.mine(1)
+    bnb.mine(1)
+    assert await watchers.scan() == 2
+    assert await balance_of(db, user, "ETH") == 200_000_000
+    assert await balance_of(db, user, "BNB") == 300_000_000
+    assert await native_custody(db, "bnb") == -300_000_000
+    await assert_clean(db)
+
+
+async def test_native_deposits_below_their_minimum_are_kept_not_credited(
+    desks: Desks, chains: dict[str, Chain], watchers: Watchers
+) -> None:
+    db = desks.db
+    (user,) = await make_users(db, 1)
+    eth = chains["ethereum"]
+    deposit_native(eth, user, 10**14)  # 0.0001 ETH, under the 0.001 minimum
+    eth.mine(CONFIRMATIONS)
+    assert await watchers.scan() == 0
+    (row,) = await deposits(db)
+    assert (row.asset, row.amount, row.status) == ("ETH", 100_000, "below_minimum")
+    assert await balance_of(db, user, "ETH") == 0
