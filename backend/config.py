@@ -296,8 +296,10 @@ class SignalsSettings(BaseSettings):
     """Model registry the worker serves from; empty means APP_DATA_DIR/signals/models."""
     train_if_missing: bool = True
     """Train the default models once (on the bundled BTC-USD history, a few minutes of CPU in a
-    thread) when the registry is empty.  Never under APP_ENV=test, whose servers start by the
-    dozen; tests train tiny models themselves."""
+    thread) when the registry is empty: the demo's convenience.  Never under APP_ENV=test, whose
+    servers start by the dozen (tests train tiny models themselves), nor in production, where a
+    minute of training and torch's memory in a serving process would slow every client of that
+    worker (measured: the hub's p99 went from 8 ms to 0.5 s): run `simplrefq signals train`."""
     backfill_hours: int = Field(default=240, ge=0, le=24 * 366)
     """A simulator market with fewer candles than this gets that many past hours of GBM with
     the simulator's own volatility, stored as source `simulator` (labelled so everywhere), so
@@ -485,7 +487,8 @@ class Settings(BaseSettings):
     @property
     def train_signal_models(self) -> bool:
         """Whether the worker trains the default models into an empty registry."""
-        return self.signals.train_if_missing and self.app.env is not Environment.TEST
+        serving = self.app.env in (Environment.TEST, Environment.PRODUCTION)
+        return self.signals.train_if_missing and not serving
 
     @property
     def embedded(self) -> bool:

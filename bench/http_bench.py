@@ -154,6 +154,9 @@ def main() -> None:
         "APP_ENV": "production",
         "APP_PORT": str(args.port),
         "APP_WORKERS": str(args.workers),
+        # An empty model registry would train the signal models at start (a minute of CPU and
+        # torch's memory in one worker): measured here is the serving, not that.
+        "SIGNALS_ENABLED": "false",
         "DATABASE_URL": db_url,
         "REDIS_URL": REDIS_URL,
         "AUTH_JWT_SECRET": uuid.uuid4().hex * 2,

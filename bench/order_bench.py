@@ -255,6 +255,9 @@ def server_env(args: argparse.Namespace, workers: int, db_url: str) -> dict[str,
         "APP_ENV": "production",
         "APP_PORT": str(args.port),
         "APP_WORKERS": str(workers),
+        # An empty model registry would train the signal models at start (a minute of CPU and
+        # torch's memory in one worker): measured here is the serving, not that.
+        "SIGNALS_ENABLED": "false",
         "DATABASE_URL": db_url,
         "REDIS_URL": REDIS_URL,
         # Its own prefix: another benchmark or test on the same Redis holds its own leader lease.

@@ -658,6 +658,9 @@ def main() -> None:
         "REDIS_KEY_PREFIX": prefix,
         "AUTH_JWT_SECRET": uuid.uuid4().hex * 2,
         "LOG_REQUESTS": "false",
+        # An empty model registry would train the signal models at start (a minute of CPU and
+        # torch's memory in one worker): measured here is the serving, not that.
+        "SIGNALS_ENABLED": "false",
         # Every simulated client connects from 127.0.0.1: lift the per-address socket cap.
         "HUB_MAX_SOCKETS_PER_ADDRESS": str(args.clients + 100),
     }

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from backend.signals.backtest import StrategyResult
 from backend.signals.metrics import DieboldMariano, ReliabilityBin, VarBacktest
+
+
+def text_table(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Plain-text columns for the CLI: the first left-aligned, the rest right-aligned, a rule
+    under the header row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    text = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    return text
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -122,16 +138,7 @@ class Report:
             "DSR",
             "trades",
         )
-        lines = [header, *(_cells(row) for row in (self.model, *self.baselines))]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-        text = [
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            ).rstrip()
-            for line in lines
-        ]
-        text.insert(1, "  ".join("-" * w for w in widths))
+        text = text_table([header, *(_cells(row) for row in (self.model, *self.baselines))])
         text.append("")
         text.append(
             f"{self.observations} out-of-sample points in {self.folds} folds, horizon "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.signals.metrics import DieboldMariano, VarBacktest, diebold_mariano, var_backtest
+from backend.signals.report import text_table
 from backend.signals.walkforward import FloatArray, Fold, as_prices, forward_returns
 
 # The same one-sided 5% level as the direction verdict (evaluation.SIGNIFICANCE).
@@ -111,15 +112,7 @@ class RiskReport:
                     f"{'' if row.var.passes else ', fails'})",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        text = [
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            ).rstrip()
-            for r in rows
-        ]
-        text.insert(1, "  ".join("-" * w for w in widths))
+        text = text_table(rows)
         text.append("")
         text.append(
             f"{self.observations} out-of-sample points in {self.folds} folds, horizon "

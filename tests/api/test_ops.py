@@ -172,3 +172,20 @@ def test_a_malformed_chain_address_is_refused_at_start(monkeypatch: pytest.Monke
         Settings()
     monkeypatch.setenv("CHAINS_EVM__ETHEREUM__VAULT", "0x" + "1" * 40)
     assert Settings().chains.evm["ethereum"].vault == "0x" + "1" * 40
+
+
+def test_only_the_demo_trains_signal_models_in_a_serving_process(tmp_path: Path) -> None:
+    """Production fills the registry with `simplrefq signals train`, never inside a worker."""
+    production = {
+        "database": {"url": "postgresql+asyncpg://x/y"},
+        "redis": {"url": "redis://x:6379"},
+    }
+    wanted = {
+        env: Settings(
+            app={"env": env, "data_dir": tmp_path},
+            auth={"jwt_secret": "s" * 40},
+            **(production if env == "production" else {}),
+        ).train_signal_models
+        for env in ("development", "test", "production")
+    }
+    assert wanted == {"development": True, "test": False, "production": False}
