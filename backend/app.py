@@ -27,6 +27,7 @@ from backend.chains.controllers import WalletAuthController, WalletsController
 from backend.chains.deposit_queries import ChainDeposits
 from backend.chains.deposit_routes import ChainsController, DepositsController
 from backend.chains.service import Wallets
+from backend.chains.withdrawal_routes import WithdrawalsAdminController, WithdrawalsController
 from backend.config import ROOT, Settings, load_settings
 from backend.deps import provided, request_dependencies
 from backend.http import exception_handlers
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "signals": provided(resources.signals),
         "wallets": provided(Wallets(resources.points, settings)),
         "chain_deposits": provided(ChainDeposits(settings.chains)),
+        "withdrawals": provided(resources.withdrawals),
         "registry": provided(sockets),
     }
     if bot_runtime is not None:
@@ -138,6 +140,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         WalletAuthController,
         ChainsController,
         DepositsController,
+        WithdrawalsController,
+        WithdrawalsAdminController,
         AlertsController,
         MarketsController,
         OrdersController,

@@ -6,9 +6,11 @@ import asyncio
 import atexit
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypeVar
 
 import click
@@ -16,6 +18,9 @@ import click
 from backend.config import Settings, load_settings
 
 if TYPE_CHECKING:
+    from types import FrameType
+
+    from backend.chains.devnet import Devnet
     from backend.db.engine import Database
 
 T = TypeVar("T")
@@ -71,21 +76,65 @@ def serve(host: str | None, port: int | None, workers: int | None, migrate: bool
         migrations.upgrade(settings)
     if workers > 1:
         _share_metrics_between_workers()
+    local_chains = _start_devnet(settings)
     mode = "embedded default: SQLite, in-process state" if settings.embedded else "PostgreSQL"
     click.echo(f"SimplRefQ ({mode}): open http://{host}:{port}/  (API docs: /schema)", err=True)
-    uvicorn.run(
-        "backend.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        proxy_headers=bool(settings.app.forwarded_allow_ips),
-        forwarded_allow_ips=settings.app.forwarded_allow_ips,
-        ws_max_size=MAX_WS_FRAME_BYTES,
-        ws_per_message_deflate=WS_DEFLATE,
-        ws=WS_PROTOCOL,
-        log_config=None,
-        access_log=False,
+    if local_chains is not None:
+        _stop_before_sigterm(local_chains)
+    try:
+        uvicorn.run(
+            "backend.asgi:app",
+            host=host,
+            port=port,
+            workers=workers,
+            proxy_headers=bool(settings.app.forwarded_allow_ips),
+            forwarded_allow_ips=settings.app.forwarded_allow_ips,
+            ws_max_size=MAX_WS_FRAME_BYTES,
+            ws_per_message_deflate=WS_DEFLATE,
+            ws=WS_PROTOCOL,
+            log_config=None,
+            access_log=False,
+        )
+    finally:
+        if local_chains is not None:
+            local_chains.stop()
+
+
+def _stop_before_sigterm(local_chains: Devnet) -> None:
+    """uvicorn ends by raising again the SIGTERM it stopped on, whose default action ends the
+    process at once, before any ``finally``: stop the chains first, then end as before."""
+
+    def stop(signum: int, _: FrameType | None) -> None:
+        local_chains.stop()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _start_devnet(settings: Settings) -> Devnet | None:
+    """The embedded demo's two local chains, their settings put in the environment that the
+    app reads its settings from.  A demo without them still runs: deposits stay closed."""
+    from backend.chains import devnet as dev
+    from backend.chains.anvil import AnvilUnavailableError
+
+    if not dev.wanted(settings):
+        return None
+    try:
+        started = dev.start(settings.app.data_dir)
+    except AnvilUnavailableError:
+        click.echo("no local chains: anvil is missing (npm ci --prefix contracts/evm)", err=True)
+        return None
+    except dev.DevnetError as exc:
+        click.echo(f"no local chains: {exc}", err=True)
+        return None
+    for name, value in started.environment().items():
+        os.environ.setdefault(name, value)
+    where = ", ".join(
+        f"{name} (chain {c.chain_id}) at {c.rpc_url}" for name, c in started.chains.items()
     )
+    click.echo(f"local chains: {where}; deposit with `simplrefq devnet deposit`", err=True)
+    return started
 
 
 def _share_metrics_between_workers() -> None:
@@ -356,6 +405,53 @@ def chains_reconcile() -> None:
     if any(row.shortfall for row in rows):
         click.echo("shortfall: a chain holds less than the ledger says users deposited", err=True)
         sys.exit(1)
+
+
+def _amount(_ctx: click.Context, _param: click.Parameter, value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except ArithmeticError:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive number")
+    return amount
+
+
+@main.group()
+def devnet() -> None:
+    """The embedded demo's local chains (started by `simplrefq serve`)."""
+
+
+@devnet.command("deposit")
+@click.option("--user-id", type=int, required=True, help="The app's user id (`id` in GET /api/me).")
+@click.option("--amount", required=True, callback=_amount, help="e.g. 25 or 0.5")
+@click.option(
+    "--chain", type=click.Choice(["ethereum", "bnb"]), default="ethereum", show_default=True
+)
+@click.option("--asset", type=click.Choice(["USDT", "native"]), default="USDT", show_default=True)
+def devnet_deposit(user_id: int, amount: Decimal, chain: str, asset: str) -> None:
+    """Send AMOUNT of test USDT (minted) or of the chain's coin to the user's deposit address,
+    as a wallet would, and sweep it into the vault: the running app credits it after the
+    chain's confirmations."""
+    from backend.chains import devnet as dev
+
+    settings = _settings()
+    try:
+        sent = dev.deposit(
+            settings.app.data_dir,
+            settings.chains.forwarder_artifact,
+            user_id=user_id,
+            amount=amount,
+            chain=chain,
+            asset=asset,
+        )
+    except dev.DevnetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    coin = asset if asset == "USDT" else settings.chains.evm[chain].native_asset
+    click.echo(
+        f"deposited {amount} {coin} on {chain} for user {user_id}: sent to {sent.address}, "
+        f"swept in block {sent.block} (tx {sent.tx_hash}); the app credits it once confirmed"
+    )
 
 
 async def _with_database(settings: Settings, job: Callable[[Database], Awaitable[T]]) -> T:

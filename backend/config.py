@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,6 +333,53 @@ class WalletsSettings(BaseSettings):
 EVM_ADDRESS = r"^(0x[0-9a-fA-F]{40})?$"
 
 
+class WithdrawalLimits(BaseModel):
+    """What one asset's withdrawals on one chain cost and may be, in the asset's units."""
+
+    fee: Decimal = Field(ge=0)
+    """Taken from the amount: the user receives the amount less the fee (the operator pays gas)."""
+    minimum: Decimal = Field(gt=0)
+    maximum: Decimal = Field(gt=0)
+    """The most one withdrawal may be."""
+    daily: Decimal = Field(gt=0)
+    """The most one user may withdraw in 24 hours (requests not cancelled, rejected or failed)."""
+    approval_above: Decimal = Field(ge=0)
+    """Larger withdrawals wait for an admin's approval."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WithdrawalLimits:
+        if not self.fee < self.minimum <= self.maximum <= self.daily:
+            raise ValueError("withdrawal limits need fee < minimum <= maximum <= daily")
+        return self
+
+
+# Fees near what a transfer costs the operator in gas; approvals above what one user would
+# ordinarily move in a day.
+WITHDRAWAL_DEFAULTS = {
+    "USDT": WithdrawalLimits(
+        fee=Decimal(1),
+        minimum=Decimal(10),
+        maximum=Decimal(50_000),
+        daily=Decimal(100_000),
+        approval_above=Decimal(10_000),
+    ),
+    "ETH": WithdrawalLimits(
+        fee=Decimal("0.001"),
+        minimum=Decimal("0.01"),
+        maximum=Decimal(20),
+        daily=Decimal(40),
+        approval_above=Decimal(4),
+    ),
+    "BNB": WithdrawalLimits(
+        fee=Decimal("0.001"),
+        minimum=Decimal("0.02"),
+        maximum=Decimal(100),
+        daily=Decimal(200),
+        approval_above=Decimal(20),
+    ),
+}
+
+
 class EvmChainSettings(BaseModel):
     """One EVM chain the vault is deployed on (backend/chains/deposits.py watches it)."""
 
@@ -357,11 +404,20 @@ class EvmChainSettings(BaseModel):
     min_native_deposit: Decimal = Decimal("0.001")
     """Smaller native-coin deposits are recorded and never credited (a few dollars of ETH or
     BNB: below that the fees to move it would cost more)."""
+    withdrawals: dict[str, WithdrawalLimits] = Field(default_factory=dict)
+    """Per asset (`USDT`, the native asset): fee, minimum, maximum, daily limit and the
+    approval threshold; what is given is laid over `WITHDRAWAL_DEFAULTS`."""
 
     @model_validator(mode="after")
     def _native(self) -> EvmChainSettings:
         if not self.native_asset:
             self.native_asset = "BNB" if self.chain_id in (56, 97) else "ETH"
+        given = self.withdrawals
+        self.withdrawals = {
+            asset: given.get(asset) or WITHDRAWAL_DEFAULTS[asset]
+            for asset in ("USDT", self.native_asset)
+            if asset in given or asset in WITHDRAWAL_DEFAULTS
+        }
         return self
 
 
@@ -388,6 +444,40 @@ class ChainsSettings(BaseSettings):
     """Most blocks one `eth_getLogs` call covers (public nodes refuse wider ranges)."""
     forwarder_artifact: Path = ROOT / "contracts" / "evm" / "artifacts" / "DepositForwarder.json"
     """The compiled DepositForwarder: its creation code gives each user's deposit address."""
+    devnet: bool = True
+    """The embedded demo starts two local chains (anvil as Ethereum and BNB Chain, the vault
+    deployed, state under APP_DATA_DIR/devnet) when no RPC URL is set.  Never in production."""
+    operator_key: SecretStr = SecretStr("")
+    """The operator's private key (hex) that submits withdrawals to every vault; it must hold
+    the vault's OPERATOR_ROLE and gas.  Empty (and no key file): withdrawals are not sent."""
+    operator_key_file: Path | None = None
+    """Read the operator key from this file instead (a mounted secret)."""
+    withdrawal_deadline_seconds: int = Field(default=86_400, ge=300, le=30 * 86_400)
+    """How long a user's signed withdrawal stays valid on chain (the vault refuses it after)."""
+    stuck_seconds: float = Field(default=90.0, gt=0)
+    """A withdrawal transaction with no receipt for this long is sent again, same nonce,
+    higher fees."""
+    fee_bump_percent: int = Field(default=25, ge=10, le=500)
+    """How much a replacement raises both EIP-1559 fees (nodes want at least 10%)."""
+    max_fee_gwei: Decimal = Field(default=Decimal(500), gt=0)
+    """The most the operator pays per gas: a withdrawal is not sent above it."""
+    sweep_seconds: float = Field(default=60.0, gt=0)
+    """How often the operator looks at the deposit addresses users were shown and sweeps what
+    arrived (at least the chain's minimum deposit) into the vault."""
+
+    @field_validator("operator_key")
+    @classmethod
+    def _key_shape(cls, key: SecretStr) -> SecretStr:
+        value = key.get_secret_value().strip()
+        if value and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", value):
+            raise ValueError("CHAINS_OPERATOR_KEY must be a private key: 64 hex digits")
+        return key
+
+    def operator_secret(self) -> str:
+        """The operator key, from the file when one is named; empty when there is none."""
+        if self.operator_key_file is not None:
+            return self.operator_key_file.read_text().strip()
+        return self.operator_key.get_secret_value().strip()
 
     @field_validator("evm", mode="before")
     @classmethod

@@ -12,6 +12,8 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from backend.chains.siwe import SiweUnverifiable
+from backend.chains.withdrawals import ChainUnreachable
 from backend.errors import (
     RETRYABLE_SQLSTATES,
     BadRequest,
@@ -46,6 +48,10 @@ STATUSES: dict[type[DomainError], int] = {
     InsufficientFunds: 409,
     # The order books cannot answer now; the same request (client order id) may be sent again.
     WriterUnavailable: 503,
+    # A contract wallet's chain node did not answer; the same proof may be sent again.
+    SiweUnverifiable: 503,
+    # The chain's node did not answer a withdrawal's question; ask again.
+    ChainUnreachable: 503,
 }
 """A domain error's HTTP status: its class's, else its nearest base class's."""
 

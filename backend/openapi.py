@@ -48,7 +48,8 @@ REASONS = {
     409: "Conflict with the current state (e.g. `order_closed`, `insufficient_funds`)",
     413: "The request body is too large",
     429: "Too many requests: see Retry-After",
-    503: "Try again: the database is unavailable or a transaction lost a race (Retry-After)",
+    503: "Try again: the database, the order books or a chain node did not answer, or a "
+    "transaction lost a race (Retry-After)",
 }
 APP_GUARDS = (SameOriginGuard, RateLimitGuard)
 

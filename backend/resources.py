@@ -15,6 +15,8 @@ from backend.alerts.watcher import AlertWatcher
 from backend.auth.ratelimit import RateLimiter
 from backend.auth.service import prune_forever
 from backend.chains.deposits import watch_chains
+from backend.chains.payouts import pay_chains
+from backend.chains.withdrawals import Withdrawals
 from backend.config import Settings
 from backend.db.engine import Database
 from backend.db.redis import connect_redis
@@ -63,6 +65,7 @@ class Resources:
     trading_router: TradingRouter
     """Where trading requests run: the books here, or the process that runs them."""
     signals: Signals
+    withdrawals: Withdrawals
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _markets_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -90,6 +93,7 @@ class Resources:
             feed.on_balances,
         ):
             ledger.listen(listener)
+        router = TradingRouter(trading, bus)
         return cls(
             settings=settings,
             db=db,
@@ -101,8 +105,9 @@ class Resources:
             leaderboard=leaderboard,
             leaderboard_feed=feed,
             trading=trading,
-            trading_router=TradingRouter(trading, bus),
+            trading_router=router,
             signals=Signals.from_settings(settings),
+            withdrawals=Withdrawals(db, router, hub, settings.chains),
         )
 
     async def start(self) -> None:
@@ -158,7 +163,14 @@ class Resources:
                         spawn(MarketMaker(self.db, self.trading).run(), "market-maker")
                     # Deposits are credited through the books' writers: where the books run.
                     chains = self.settings.chains
-                    spawn(watch_chains(self.db, self.ledger, self.trading, chains), "deposits")
+                    spawn(
+                        watch_chains(self.db, self.ledger, self.trading, chains, hub=self.hub),
+                        "deposits",
+                    )
+                    spawn(
+                        pay_chains(self.db, self.ledger, self.trading, self.hub, chains),
+                        "withdrawals",
+                    )
                 self._markets_ready.set()
                 worker = self._signals_worker()
                 simulator = self.settings.market.feed == "simulator"
@@ -236,6 +248,7 @@ class Resources:
             if stuck:
                 log.error("tasks_did_not_stop", tasks=[task.get_name() for task in stuck])
         await self.hub.close()
+        await self.withdrawals.close()
         await self.trading_router.close()
         await self.limiter.close()
         if self.redis is not None:

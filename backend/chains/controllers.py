@@ -81,7 +81,8 @@ class WalletsController(Controller):
         wallets: NamedDependency[Wallets],
     ) -> Response[WalletView]:
         """Link the wallet the proof speaks for: 201 new, 200 linked before; 409
-        ``wallet_taken`` when another account has it.  The first link pays the wallet award."""
+        ``wallet_taken`` when another account has it; 503 ``siwe_unverifiable`` when a contract
+        wallet's chain node does not answer (EIP-1271).  The first link pays the wallet award."""
         linked = await wallets.link(uow, audit, _user_id(request), data.to_proof())
         status = 201 if linked.created else 200
         return Response(WalletView.of(linked.wallet), status_code=status)
@@ -129,7 +130,8 @@ class WalletAuthController(Controller):
         auth: NamedDependency[SkipValidation[JWTCookieAuth[User, Token]]],
     ) -> Response[dict[str, Any]]:
         """Sign in with a linked wallet (the same body as linking): the same session as
-        Telegram sign-in gives, JWT in the body and an HttpOnly cookie."""
+        Telegram sign-in gives, JWT in the body and an HttpOnly cookie.  503
+        ``siwe_unverifiable`` as for linking."""
         # Only JSON: a cross-site form cannot send it, so no page can sign a visitor in.
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise Unauthorized("sign-in body must be application/json", code="bad_body")

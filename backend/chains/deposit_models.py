@@ -72,3 +72,20 @@ class ChainCursor(SQLModel, table=True):
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
     )
+
+
+class DepositAddress(SQLModel, table=True):
+    """A deposit address a user was shown: the forwarders the operator watches and sweeps into
+    the vault (funds sent there are credited once swept)."""
+
+    __tablename__ = "deposit_addresses"
+
+    chain: str = Field(sa_column=Column(String(16), primary_key=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    )
+    address: str = Field(sa_column=Column(String(42), nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+    swept_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))

@@ -10,9 +10,11 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from backend.chains.deposit_models import ChainCursor, ChainDeposit
+from backend.chains.deposit_models import ChainCursor, ChainDeposit, DepositAddress
 from backend.chains.evm import NATIVE, NATIVE_DECIMALS, deposit_address, forwarder_creation_code
-from backend.config import ChainsSettings, EvmChainSettings
+from backend.clock import utcnow
+from backend.config import ChainsSettings, EvmChainSettings, WithdrawalLimits
+from backend.db.engine import insert_for
 from backend.errors import BadRequest, Conflict
 from backend.ledger.assets import ASSETS
 
@@ -35,12 +37,35 @@ class DepositsUnavailable(Conflict):
 
 
 @dataclass(frozen=True, slots=True)
+class WithdrawalTerms:
+    """An asset's withdrawal limits on a chain, as decimal strings in the asset's units."""
+
+    fee: str
+    minimum: str
+    maximum: str
+    daily: str
+    approval_above: str
+
+    @classmethod
+    def of(cls, limits: WithdrawalLimits) -> WithdrawalTerms:
+        return cls(
+            f"{limits.fee:f}",
+            f"{limits.minimum:f}",
+            f"{limits.maximum:f}",
+            f"{limits.daily:f}",
+            f"{limits.approval_above:f}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ChainAsset:
     asset: str
     token: str
     decimals: int
     """The token's decimals on this chain (the ledger keeps the asset's own scale)."""
     minimum: str
+    withdrawals: WithdrawalTerms | None
+    """None where the asset is not paid out on this chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +77,8 @@ class ChainInfo:
     open: bool
     """Whether deposits are taken here (a vault is configured)."""
     assets: list[ChainAsset]
+    withdrawals_open: bool
+    """Whether withdrawals are paid here (a node and a vault are configured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +104,26 @@ class ChainDeposits:
         return [self._info(name, chain) for name, chain in self.settings.evm.items()]
 
     def _info(self, name: str, chain: EvmChainSettings) -> ChainInfo:
-        usdt = ChainAsset("USDT", chain.usdt, chain.usdt_decimals, f"{chain.min_deposit:f}")
+        def terms(asset: str) -> WithdrawalTerms | None:
+            limits = chain.withdrawals.get(asset)
+            return WithdrawalTerms.of(limits) if limits is not None else None
+
+        usdt = ChainAsset(
+            "USDT", chain.usdt, chain.usdt_decimals, f"{chain.min_deposit:f}", terms("USDT")
+        )
         native = ChainAsset(
-            chain.native_asset, NATIVE, NATIVE_DECIMALS, f"{chain.min_native_deposit:f}"
+            chain.native_asset,
+            NATIVE,
+            NATIVE_DECIMALS,
+            f"{chain.min_native_deposit:f}",
+            terms(chain.native_asset),
         )
         opened = bool(chain.vault)
+        paying = bool(chain.rpc_url and chain.vault)
         assets = [usdt, native]
-        return ChainInfo(name, chain.chain_id, chain.confirmations, chain.vault, opened, assets)
+        return ChainInfo(
+            name, chain.chain_id, chain.confirmations, chain.vault, opened, assets, paying
+        )
 
     def address(self, user_id: int, chain: str, asset: str) -> str:
         """The user's deposit address on ``chain``: the same for every token it takes."""
@@ -130,3 +170,13 @@ class ChainDeposits:
                 )
             )
         return entries
+
+
+async def remember_address(session: AsyncSession, user_id: int, chain: str, address: str) -> None:
+    """Note that the user was shown this deposit address: the operator sweeps it from now on
+    (once per user and chain; showing it again changes nothing)."""
+    table = DepositAddress.__table__  # type: ignore[attr-defined]
+    insert = insert_for(session)(table).values(
+        chain=chain, user_id=user_id, address=address, created_at=utcnow()
+    )
+    await session.exec(insert.on_conflict_do_nothing(index_elements=["chain", "user_id"]))

@@ -11,13 +11,27 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from backend.auth.sessions import PUBLIC
-from backend.chains.deposit_queries import ChainDeposits, ChainInfo
+from backend.chains.deposit_queries import ChainAsset, ChainDeposits, ChainInfo, remember_address
 from backend.db.uow import UnitOfWork
 from backend.openapi import errors
 from backend.users.models import User
 
 SignedIn = Request[User, Any, Any]
 Short = Annotated[str, Parameter(max_length=16)]
+
+
+class WithdrawalTermsView(msgspec.Struct):
+    """In the asset's units, decimal strings."""
+
+    fee: str
+    """Taken from the amount: what arrives is the amount less the fee."""
+    minimum: str
+    maximum: str
+    """The most one withdrawal may be."""
+    daily: str
+    """The most one user may withdraw in 24 hours."""
+    approval_above: str
+    """Larger withdrawals wait for an admin's approval."""
 
 
 class ChainAssetView(msgspec.Struct):
@@ -28,6 +42,18 @@ class ChainAssetView(msgspec.Struct):
     """The token's decimals on this chain; balances use the asset's own (USDT: 6)."""
     minimum: str
     """Smaller deposits are not credited."""
+    withdrawals: WithdrawalTermsView | None
+    """Fee and limits of withdrawals of this asset here; null where it is not paid out."""
+
+    @classmethod
+    def of(cls, asset: ChainAsset) -> ChainAssetView:
+        terms = asset.withdrawals
+        view = None
+        if terms is not None:
+            view = WithdrawalTermsView(
+                terms.fee, terms.minimum, terms.maximum, terms.daily, terms.approval_above
+            )
+        return cls(asset.asset, asset.token, asset.decimals, asset.minimum, view)
 
 
 class ChainView(msgspec.Struct):
@@ -39,11 +65,21 @@ class ChainView(msgspec.Struct):
     open: bool
     """Whether deposits are taken on this chain now (a vault is configured)."""
     assets: list[ChainAssetView]
+    withdrawals_open: bool
+    """Whether withdrawals are paid on this chain now (a node and a vault are configured)."""
 
     @classmethod
     def of(cls, info: ChainInfo) -> ChainView:
-        assets = [ChainAssetView(a.asset, a.token, a.decimals, a.minimum) for a in info.assets]
-        return cls(info.chain, info.chain_id, info.confirmations, info.vault, info.open, assets)
+        assets = [ChainAssetView.of(a) for a in info.assets]
+        return cls(
+            info.chain,
+            info.chain_id,
+            info.confirmations,
+            info.vault,
+            info.open,
+            assets,
+            info.withdrawals_open,
+        )
 
 
 class DepositAddressView(msgspec.Struct):
@@ -90,11 +126,14 @@ class DepositsController(Controller):
         request: SignedIn,
         chain: Short,
         asset: Short,
+        uow: NamedDependency[UnitOfWork],
         chain_deposits: NamedDependency[ChainDeposits],
     ) -> DepositAddressView:
-        """My deposit address on a chain: the vault's forwarder for my user id."""
+        """My deposit address on a chain: the vault's forwarder for my user id.  What arrives
+        there is swept into the vault and credited after the chain's confirmations."""
         assert request.user.id is not None
         found = chain_deposits.address(request.user.id, chain, asset)
+        await remember_address(uow.session, request.user.id, chain, found)
         user_id = "0x" + request.user.id.to_bytes(32, "big").hex()
         return DepositAddressView(chain, asset, found, user_id)
 

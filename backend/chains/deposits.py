@@ -25,6 +25,8 @@ The rules that keep it exact:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from sqlmodel import col, select
@@ -43,9 +45,11 @@ from backend.chains.rpc import Block, EvmRpc, RpcError
 from backend.clock import utcnow
 from backend.config import ChainsSettings, EvmChainSettings
 from backend.db.engine import Database
-from backend.db.uow import unit_of_work
+from backend.db.uow import AfterCommit, unit_of_work
+from backend.hub.hub import Hub
 from backend.ledger.assets import ASSETS, Asset
 from backend.ledger.service import Ledger, derived_id
+from backend.notify.service import Notice, enqueue_many
 from backend.trading.commands import Deposit, WriterUnavailable
 from backend.trading.service import Trading
 from backend.users.models import User
@@ -77,6 +81,7 @@ class DepositWatcher:
         rpc: EvmRpc,
         *,
         max_blocks: int = 2_000,
+        hub: Hub | None = None,
     ) -> None:
         self.db = db
         self.ledger = ledger
@@ -85,6 +90,7 @@ class DepositWatcher:
         self.settings = settings
         self.rpc = rpc
         self.max_blocks = max_blocks
+        self.hub = hub
         usdt, native = ASSETS["USDT"], ASSETS[settings.native_asset]
         # What each token address is credited as: (asset, decimals on chain, minimum in units).
         self._tokens: dict[str, tuple[Asset, int, int]] = {
@@ -178,31 +184,44 @@ class DepositWatcher:
 
     async def _record(self, logs: list[DepositLog], tip: Block) -> None:
         """Store the range's deposits (new, or back on the chain after a drop) and move the
-        cursor to its last block, in one transaction."""
+        cursor to its last block, in one transaction (two reads for the whole range: the rows
+        already recorded, the users named)."""
+        wanted = []
+        for item in logs:
+            taken = self._tokens.get(item.token.lower())
+            if taken is None:
+                log.info("chain_deposit_ignored", chain=self.chain, token=item.token)
+            else:
+                wanted.append((item, taken))
         async with unit_of_work(self.db) as uow:
             session = uow.session
-            for item in logs:
-                taken = self._tokens.get(item.token.lower())
-                if taken is None:
-                    log.info("chain_deposit_ignored", chain=self.chain, token=item.token)
-                    continue
-                asset, decimals, minimum = taken
-                row = (
-                    await session.exec(
-                        select(ChainDeposit).where(
-                            col(ChainDeposit.chain) == self.chain,
-                            col(ChainDeposit.tx_hash) == item.tx_hash,
-                            col(ChainDeposit.log_index) == item.log_index,
-                        )
+            existing: dict[tuple[str, int], ChainDeposit] = {}
+            hashes = sorted({item.tx_hash for item, _ in wanted})
+            for chunk in _chunks(hashes):
+                found = await session.exec(
+                    select(ChainDeposit).where(
+                        col(ChainDeposit.chain) == self.chain, col(ChainDeposit.tx_hash).in_(chunk)
                     )
-                ).first()
+                )
+                existing.update({(row.tx_hash, row.log_index): row for row in found})
+            named = sorted(
+                {uid for item, _ in wanted if (uid := internal_user_id(item.user_id)) is not None}
+            )
+            users: set[int | None] = set()
+            for chunk in _chunks(named):
+                users.update(
+                    await session.exec(select(col(User.id)).where(col(User.id).in_(chunk)))
+                )
+            recorded: list[ChainDeposit] = []
+            for item, (asset, decimals, minimum) in wanted:
+                row = existing.get((item.tx_hash, item.log_index))
                 if row is not None and row.status != DepositStatus.DROPPED.value:
                     if row.status == DepositStatus.SEEN.value:
                         row.block_number, row.block_hash = item.block_number, item.block_hash
                         session.add(row)
                     continue
                 user_id = internal_user_id(item.user_id)
-                if user_id is not None and await session.get(User, user_id) is None:
+                if user_id not in users:
                     user_id = None
                 amount = to_ledger_units(item.amount, decimals, asset.scale)
                 status = DepositStatus.SEEN
@@ -226,11 +245,15 @@ class DepositWatcher:
                 row.block_number, row.block_hash = item.block_number, item.block_hash
                 row.status = status.value
                 session.add(row)
+                recorded.append(row)
             await self._save_cursor(session, tip)
+            uow.after_commit(self._publisher(recorded))
 
     async def _credit_confirmed(self, head: int) -> int:
         """Credit the deposits with N confirmations whose block is still the one they were
-        seen in; the others wait, or are dropped and their block re-scanned."""
+        seen in; the others wait, or are dropped and their block re-scanned.  All of a pass's
+        deposits go to the writer at once (one group commit, not one per deposit), and are
+        marked credited in one transaction."""
         if not self.trading.running:
             return 0  # the books run in another process: its watcher credits
         deepest = head - self.settings.confirmations + 1
@@ -247,46 +270,130 @@ class DepositWatcher:
                     .order_by(col(ChainDeposit.block_number), col(ChainDeposit.log_index))
                 )
             ).all()
-        credited = 0
+        confirmed: list[ChainDeposit] = []
+        hashes: dict[int, str | None] = {}
         for row in rows:
-            now = await self.rpc.block(row.block_number)
-            if now is None or now.hash != row.block_hash:
+            if row.block_number not in hashes:
+                now = await self.rpc.block(row.block_number)
+                hashes[row.block_number] = now.hash if now else None
+            if hashes[row.block_number] != row.block_hash:
                 log.warning("chain_deposit_reorged", chain=self.chain, tx=row.tx_hash)
                 back = row.block_number - 1
                 await self._rewind(Block(back, "") if back < 0 else await self._block(back))
                 break  # the rest is re-read from the rewound cursor on the next pass
-            await self._credit(row)
-            credited += 1
-        return credited
+            confirmed.append(row)
+        if not confirmed:
+            return 0
+        return await self._credit(confirmed)
 
-    async def _credit(self, row: ChainDeposit) -> None:
-        assert row.user_id is not None and row.id is not None
-        transfer_id = deposit_transfer_id(self.chain, row.tx_hash, row.log_index)
+    async def _credit(self, rows: list[ChainDeposit]) -> int:
+        """Credit ``rows`` (those the ledger has already were credited before a crash: only
+        marked now); returns how many were marked.  A writer's refusal of one (its batch
+        failed) leaves it ``seen`` for the next pass, and is raised once the rest is marked."""
+        named = {deposit_transfer_id(self.chain, r.tx_hash, r.log_index): r for r in rows}
         async with unit_of_work(self.db) as uow:
-            done = bool(await self.ledger.stored(uow, [transfer_id]))
-        if not done:
-            # No timeout: a credit given up on could still commit, and a retry of it would
-            # move the funds mirror twice.  The writer always answers.
-            writer = next(iter(self.trading.writers.values()))
-            await writer.submit(
-                Deposit(
-                    row.user_id,
-                    row.asset,
-                    row.amount,
-                    custody_source(self.chain),
-                    transfer_id,
+            done = await self.ledger.stored(uow, list(named))
+        writer = next(iter(self.trading.writers.values()))
+        # No timeout: a credit given up on could still commit, and a retry of it would move
+        # the funds mirror twice.  The writer always answers.
+        todo = [(transfer_id, row) for transfer_id, row in named.items() if transfer_id not in done]
+        answers = await asyncio.gather(
+            *(
+                writer.submit(
+                    Deposit(
+                        row.user_id or 0,
+                        row.asset,
+                        row.amount,
+                        custody_source(self.chain),
+                        transfer_id,
+                    )
+                )
+                for transfer_id, row in todo
+            ),
+            return_exceptions=True,
+        )
+        failed = {tid for (tid, _), answer in zip(todo, answers, strict=True) if answer is not None}
+        credited = [row for tid, row in named.items() if tid not in failed]
+        if credited:
+            await self._mark_credited(credited)
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        return len(credited)
+
+    async def _mark_credited(self, rows: list[ChainDeposit]) -> None:
+        now = utcnow()
+        async with unit_of_work(self.db) as uow:
+            stored = list(
+                await uow.session.exec(
+                    select(ChainDeposit).where(col(ChainDeposit.id).in_([r.id for r in rows]))
                 )
             )
-        async with unit_of_work(self.db) as uow:
-            stored = await uow.session.get(ChainDeposit, row.id)
-            assert stored is not None
-            stored.status, stored.credited_at = DepositStatus.CREDITED.value, utcnow()
-            uow.session.add(stored)
-        log.info("chain_deposit_credited", chain=self.chain, tx=row.tx_hash, amount=row.amount)
+            notices = []
+            for row in stored:
+                assert row.user_id is not None
+                row.status, row.credited_at = DepositStatus.CREDITED.value, now
+                uow.session.add(row)
+                # Keyed by the log, not the row: a credit retried after a crash queues nothing
+                # new.
+                notices.append(
+                    Notice(
+                        row.user_id,
+                        "deposit_credited",
+                        {
+                            "chain": self.chain,
+                            "asset": row.asset,
+                            "amount": ASSETS[row.asset].format(row.amount),
+                            "tx_hash": row.tx_hash,
+                        },
+                        f"deposit:{self.chain}:{row.tx_hash}:{row.log_index}",
+                    )
+                )
+            await enqueue_many(uow, notices)
+            uow.after_commit(self._publisher(stored))
+        log.info("chain_deposits_credited", chain=self.chain, count=len(stored))
+
+    def _publisher(self, rows: Sequence[ChainDeposit]) -> AfterCommit:
+        """Tell each owner's open Wallet tab, once committed (a failure is only logged: the
+        tab also reads ``/api/deposits``).  Deposits to no user of ours go to nobody."""
+        events = [(row.user_id, deposit_event(self.chain, row)) for row in rows if row.user_id]
+
+        async def publish() -> None:
+            if self.hub is None:
+                return
+            for user_id, event in events:
+                await self.hub.publish(f"user:{user_id}", "event", event)
+
+        return publish
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    """``values`` in slices small enough for one IN list (SQLite caps a statement's
+    parameters)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+def deposit_event(chain: str, row: ChainDeposit) -> dict[str, Any]:
+    """A deposit as the user's private hub topic carries it: the ``/api/deposits`` fields that
+    name it, and its status now."""
+    return {
+        "type": "deposit",
+        "chain": chain,
+        "asset": row.asset,
+        "amount": ASSETS[row.asset].format(row.amount),
+        "tx_hash": row.tx_hash,
+        "log_index": row.log_index,
+        "status": row.status,
+    }
 
 
 async def watch_chains(
-    db: Database, ledger: Ledger, trading: Trading, chains: ChainsSettings
+    db: Database,
+    ledger: Ledger,
+    trading: Trading,
+    chains: ChainsSettings,
+    *,
+    hub: Hub | None = None,
 ) -> None:
     """A watcher per configured chain (an RPC URL and a vault), for as long as the task lives.
     Run where the books run (the elected process): one writer of each chain's cursor."""
@@ -299,6 +406,7 @@ async def watch_chains(
             chain,
             EvmRpc(chain.rpc_url),
             max_blocks=chains.max_blocks_per_scan,
+            hub=hub,
         )
         for name, chain in chains.evm.items()
         if chain.rpc_url and chain.vault

@@ -1,5 +1,5 @@
-"""A small EVM JSON-RPC client: the four calls a deposit watcher makes, and the token balance
-the custody reconciliation reads, over httpx."""
+"""A small EVM JSON-RPC client: the four calls a deposit watcher makes, the token balance the
+custody reconciliation reads, and a contract wallet's EIP-1271 answer, over httpx."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from eth_abi.abi import encode
 
 from backend.chains.evm import DEPOSITED_TOPIC
 
@@ -16,10 +17,30 @@ from backend.chains.evm import DEPOSITED_TOPIC
 RPC_TIMEOUT_SECONDS = 10.0
 # The ERC-20 ``balanceOf(address)`` selector: keccak("balanceOf(address)")[:4].
 BALANCE_OF = "0x70a08231"
+# EIP-1271's ``isValidSignature(bytes32,bytes)`` selector, which is also the magic value a valid
+# signature gets back.
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
 
 
 class RpcError(RuntimeError):
     """The node answered with an error, or not at all."""
+
+    def __init__(self, message: str, *, data: str | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+        """A revert's return data (``0x`` + selector + arguments), when the node gave it."""
+
+
+class Reverted(RpcError):
+    """The node ran the call and the contract reverted: the contract's answer, not an outage."""
+
+
+def _reverted(error: Any) -> bool:
+    """Whether a JSON-RPC error says the call reverted: code 3 (geth, anvil, reth) or, on other
+    nodes, "revert" in the message."""
+    if not isinstance(error, dict):
+        return False
+    return error.get("code") == 3 or "revert" in str(error.get("message", "")).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +66,12 @@ class EvmRpc:
             answer = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise RpcError(f"{method}: {exc!r}") from exc
-        if answer.get("error"):
-            raise RpcError(f"{method}: {answer['error']}")
+        error = answer.get("error")
+        if error:
+            data = error.get("data") if isinstance(error, dict) else None
+            raise (Reverted if _reverted(error) else RpcError)(
+                f"{method}: {error}", data=data if isinstance(data, str) else None
+            )
         return answer.get("result")
 
     async def head(self) -> int:
@@ -90,3 +115,26 @@ class EvmRpc:
             return int(str(found), 16)
         except ValueError as exc:
             raise RpcError(f"eth_getBalance: not a number: {found!r}") from exc
+
+    async def code(self, address: str) -> bytes:
+        """The contract code at ``address`` at the node's latest block (empty for an EOA)."""
+        found = await self.call("eth_getCode", [address, "latest"])
+        try:
+            return bytes.fromhex(str(found).removeprefix("0x"))
+        except ValueError as exc:
+            raise RpcError(f"eth_getCode: not hex: {found!r}") from exc
+
+    async def is_valid_signature(self, contract: str, digest: bytes, signature: bytes) -> bool:
+        """EIP-1271: whether ``contract.isValidSignature(digest, signature)`` answers the magic
+        value at the node's latest block.  A revert is a no (many wallets refuse that way)."""
+        data = "0x" + (ERC1271_MAGIC + encode(["bytes32", "bytes"], [digest, signature])).hex()
+        try:
+            found = await self.call("eth_call", [{"to": contract, "data": data}, "latest"])
+        except Reverted:
+            return False
+        try:
+            answer = bytes.fromhex(str(found).removeprefix("0x"))
+        except ValueError as exc:
+            raise RpcError(f"eth_call isValidSignature: not hex: {found!r}") from exc
+        # As OpenZeppelin's SignatureChecker reads it: the first word is the selector, padded.
+        return answer[:32] == ERC1271_MAGIC.ljust(32, b"\0")

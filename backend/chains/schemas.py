@@ -10,6 +10,7 @@ import msgspec
 
 from backend.chains.models import LinkedWallet, WalletChallenge
 from backend.chains.service import SiweProof, WalletProof
+from backend.chains.siwe import MAX_SIGNATURE_BYTES
 from backend.chains.tonproof import TonProof
 from backend.chains.wallets import BadWalletInput, WalletKind
 
@@ -62,8 +63,9 @@ class WalletProofBody(msgspec.Struct, forbid_unknown_fields=True):
     """ton_proof: the account's ``network`` (informational)."""
     message: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     """siwe: the EIP-4361 message, exactly as signed."""
-    signature: Annotated[str, msgspec.Meta(max_length=200)] | None = None
-    """siwe: the personal_sign signature (0x, 65 bytes hex)."""
+    signature: Annotated[str, msgspec.Meta(max_length=2 + 2 * MAX_SIGNATURE_BYTES)] | None = None
+    """siwe: the personal_sign signature, 0x and hex: 65 bytes from an account's own key, up to
+    4 KiB from a contract wallet (EIP-1271)."""
 
     def to_proof(self) -> WalletProof:
         if self.kind == "siwe":

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+import httpx
+import structlog
 from sqlalchemy import CursorResult, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -15,7 +17,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.audit.service import AuditContext, record
 from backend.chains.models import LinkedWallet, WalletChallenge
-from backend.chains.siwe import verify_siwe
+from backend.chains.rpc import EvmRpc, RpcError
+from backend.chains.siwe import (
+    SiweUnverifiable,
+    SiweVerdict,
+    personal_sign_hash,
+    refused,
+    verify_siwe,
+)
 from backend.chains.tonproof import TonProof, verify_ton_proof
 from backend.chains.wallets import (
     WalletKind,
@@ -31,8 +40,13 @@ from backend.points.service import Points
 from backend.users.models import User
 from backend.users.service import get_user
 
+log = structlog.get_logger(__name__)
+
 # 128 bits: beyond guessing; hex, so it is also a valid SIWE nonce (letters and digits).
 CHALLENGE_BYTES = 16
+# A contract wallet's check holds a user's request open: a node slower than this is taken as
+# down (two calls, so the request waits at most twice this).
+NODE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +83,10 @@ class Wallets:
         self.domain = parts.netloc
         """Our host (and port, when not the scheme's): the domain a proof must name."""
         self.chain_ids = frozenset(self.settings.siwe_chain_ids)
+        self.nodes = {
+            chain.chain_id: chain.rpc_url for chain in settings.chains.evm.values() if chain.rpc_url
+        }
+        """Chain id -> JSON-RPC URL: where a contract wallet's signature is checked (EIP-1271)."""
 
     async def challenge(self, uow: UnitOfWork, kind: WalletKind) -> WalletChallenge:
         """A fresh payload (ton_proof) or nonce (SIWE), single-use, expiring."""
@@ -97,7 +115,7 @@ class Wallets:
             )
             await self._spend(uow.session, "ton_proof", proof.payload, now)
             return Proven("ton_proof", address)
-        message = verify_siwe(
+        verdict = verify_siwe(
             proof.message,
             proof.signature,
             address=proof.address,
@@ -108,8 +126,33 @@ class Wallets:
             max_age=max_age,
             skew=skew,
         )
-        await self._spend(uow.session, "siwe", message.nonce, now)
-        return Proven("siwe", message.address)
+        if not verdict.signed:
+            await self._contract_vouches(verdict, proof.message)
+        await self._spend(uow.session, "siwe", verdict.message.nonce, now)
+        return Proven("siwe", verdict.message.address)
+
+    async def _contract_vouches(self, verdict: SiweVerdict, text: str) -> None:
+        """Refused unless the address is a contract wallet on the message's chain that accepts
+        the signature (EIP-1271); asked before any write, so no transaction waits on the node."""
+        message = verdict.message
+        url = self.nodes.get(message.chain_id)
+        if url is None:
+            raise refused("bad_signature", "the signature is not the address's")
+        rpc = EvmRpc(url, client=httpx.AsyncClient(timeout=NODE_TIMEOUT_SECONDS))
+        try:
+            valid = bool(await rpc.code(message.address)) and await rpc.is_valid_signature(
+                message.address, personal_sign_hash(text), verdict.signature
+            )
+        except RpcError as exc:
+            log.warning("siwe_node_failed", chain_id=message.chain_id, error=str(exc))
+            raise SiweUnverifiable(
+                f"chain {message.chain_id}'s node did not answer whether this contract wallet "
+                "signed: try again shortly"
+            ) from exc
+        finally:
+            await rpc.close()
+        if not valid:
+            raise refused("bad_signature", "the signature is not the address's")
 
     async def _spend(
         self, session: AsyncSession, kind: WalletKind, nonce: str, now: datetime

@@ -3,7 +3,9 @@
 Written here rather than taken from the ``siwe`` package, which pins web3 below 8 and breaks
 with abnf 2.9.  The parser follows the EIP's ABNF line by line and refuses anything else (a
 missing blank line, an unknown field, fields out of order, a lower-case address).  Pure: the
-clock is passed in.
+clock is passed in, and a signature that is not the address's own ECDSA one is only reported,
+for the service to ask the chain whether the address is a contract wallet that accepts it
+(EIP-1271).
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from datetime import datetime, timedelta
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils.address import is_checksum_address
+from eth_utils.crypto import keccak
 
 from backend.chains.wallets import BadWalletInput, WalletProofRefused
+from backend.errors import DomainError
 
 # Longer messages are no sign-in a wallet shows: refused before parsing.
 MAX_MESSAGE_LENGTH = 4096
+# A contract wallet's signature can be longer than an EOA's 65 bytes (a Safe's is 65 per owner
+# who signs, a passkey account's some hundreds); 4 KiB covers them, well under the body limit.
+MAX_SIGNATURE_BYTES = 4096
+# An EOA's personal_sign signature: r, s, v.
+ECDSA_SIGNATURE_BYTES = 65
 _HEADER = re.compile(
     r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<domain>[^\s/?#]+)"
     r" wants you to sign in with your Ethereum account:$"
@@ -34,7 +43,7 @@ _DATE_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
 )
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,;=:@%]*$")
-_SIGNATURE = re.compile(r"^0x[0-9a-fA-F]{130}$")
+_SIGNATURE = re.compile(r"^0x(?:[0-9a-fA-F]{2})*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,23 @@ class SiweMessage:
     not_before: datetime | None = None
     request_id: str | None = None
     resources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SiweVerdict:
+    message: SiweMessage
+    signature: bytes
+    signed: bool
+    """The signature is the address's own ECDSA one.  False: only a contract wallet at the
+    address can vouch for it (EIP-1271), or no one."""
+
+
+class SiweUnverifiable(DomainError):
+    """The signature is not the address's own, and the chain's node, which alone can say
+    whether a contract wallet there accepts it (EIP-1271), did not answer: nothing was spent,
+    the same proof may be sent again."""
+
+    code = "siwe_unverifiable"
 
 
 def refused(code: str, message: str) -> WalletProofRefused:
@@ -162,6 +188,12 @@ def _same_origin(uri: str, origin: str) -> bool:
     return uri == origin or uri.startswith(origin + "/")
 
 
+def personal_sign_hash(text: str) -> bytes:
+    """The EIP-191 hash a wallet signs for ``personal_sign``: what EIP-1271 wallets are asked."""
+    data = text.encode()
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+
+
 def verify_siwe(
     text: str,
     signature: str,
@@ -173,11 +205,12 @@ def verify_siwe(
     now: datetime,
     max_age: timedelta,
     skew: timedelta,
-) -> SiweMessage:
-    """The message, if it is ours (domain, URI, chain), current, and signed by ``address``.
+) -> SiweVerdict:
+    """The message, if it is ours (domain, URI, chain) and current, and whether ``address``'s
+    own key signed it.
 
     ``origin`` is our ``scheme://domain``: the URI must be on it.  The nonce is returned for
-    the caller to spend.
+    the caller to spend, once it has the signature vouched for.
     """
     message = parse_siwe(text)
     if not is_checksum_address(message.address):
@@ -199,14 +232,19 @@ def verify_siwe(
         raise refused("expired", "the message has expired")
     if message.not_before is not None and message.not_before > now + skew:
         raise refused("not_yet_valid", "the message is not valid yet")
-    if not _SIGNATURE.match(signature):
-        raise BadWalletInput("the signature must be 0x and 65 bytes of hex")
+    if len(signature) > 2 + 2 * MAX_SIGNATURE_BYTES or not _SIGNATURE.match(signature):
+        raise BadWalletInput(
+            f"the signature must be 0x and at most {MAX_SIGNATURE_BYTES} bytes of hex"
+        )
+    raw = bytes.fromhex(signature[2:])
+    return SiweVerdict(message, raw, _recovers(text, raw) == message.address)
+
+
+def _recovers(text: str, signature: bytes) -> str | None:
+    """The address whose key made this ECDSA signature of ``text``; None when it is none."""
+    if len(signature) != ECDSA_SIGNATURE_BYTES:
+        return None
     try:
-        signer = Account.recover_message(encode_defunct(text=text), signature=signature)
-    except Exception as exc:  # eth-keys raises several kinds for a malformed signature
-        raise refused("bad_signature", "the signature does not verify") from exc
-    # TODO(EIP-1271): a contract wallet (Safe, Argent) signs through isValidSignature on the
-    # chain, which needs a node (eth_call); until one is configured such wallets are refused here.
-    if signer != message.address:
-        raise refused("bad_signature", "the signature is not the address's")
-    return message
+        return str(Account.recover_message(encode_defunct(text=text), signature=signature))
+    except Exception:  # eth-keys raises several kinds for a malformed signature
+        return None

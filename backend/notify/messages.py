@@ -94,6 +94,48 @@ def _signal(p: Payload, t: Translator) -> str:
     )
 
 
+# How a chain is named to users; a chain missing here is shown by its configured name.
+CHAIN_NAMES = {"ethereum": "Ethereum", "bnb": "BNB Chain"}
+
+
+def _chain(p: Payload) -> str:
+    return _text(CHAIN_NAMES.get(str(p["chain"]), p["chain"]))
+
+
+def _sum(p: Payload) -> str:
+    return f"{_text(p['amount'])} {_text(p['asset'])}"
+
+
+def _short_address(address: str) -> str:
+    """``0x1234…abcd``: enough to recognise one's own address, short enough for a phone."""
+    return address if len(address) <= 12 else f"{address[:4]}…{address[-4:]}"
+
+
+def _deposit_credited(p: Payload, t: Translator) -> str:
+    return t.gettext("💰 Deposit credited: <b>{amount}</b> on {chain}").format(
+        amount=_sum(p), chain=_chain(p)
+    )
+
+
+def _withdrawal_sent(p: Payload, t: Translator) -> str:
+    return t.gettext("📤 Withdrawal sent: <b>{amount}</b> to {address} on {chain}").format(
+        amount=_sum(p), address=_text(_short_address(str(p["address"]))), chain=_chain(p)
+    )
+
+
+def _withdrawal_returned(p: Payload, t: Translator) -> str:
+    reasons = {
+        "cancelled": t.gettext("you cancelled it"),
+        "rejected": t.gettext("it was not approved"),
+        "failed": t.gettext("the transaction failed on the chain"),
+        "expired": t.gettext("it could not be sent in time"),
+    }
+    reason = reasons.get(str(p["reason"])) or _text(p["reason"])
+    return t.gettext("↩️ Withdrawal of <b>{amount}</b> returned to your balance: {reason}").format(
+        amount=_sum(p), reason=reason
+    )
+
+
 KINDS: dict[str, Kind] = {
     "order_filled": Kind("trades", "trade", _order_filled),
     "referral_reward": Kind("points", "points", _referral_reward),
@@ -101,12 +143,16 @@ KINDS: dict[str, Kind] = {
     "referral_joined": Kind("referrals", "points", _referral_joined),
     "price_alert": Kind("alerts", "settings", _price_alert),
     "signal": Kind("signals", "signals", _signal),
+    "deposit_credited": Kind("wallet", "wallet", _deposit_credited),
+    "withdrawal_sent": Kind("wallet", "wallet", _withdrawal_sent),
+    "withdrawal_returned": Kind("wallet", "wallet", _withdrawal_returned),
 }
-TOPICS = ("trades", "points", "referrals", "alerts", "signals")
+TOPICS = ("trades", "points", "referrals", "alerts", "signals", "wallet")
 # Off until the user turns them on: a call on the market every few hours is not what everyone
 # signed up for, and a model without an edge sends none anyway.
 OPT_IN_TOPICS = ("signals",)
-# A price alert is asked for once and wanted at once; the others can pile up.
+# A price alert is asked for once and wanted at once, and so is news of one's own money; the
+# others can pile up.
 DIGEST_TOPICS = ("trades", "points", "referrals")
 # A digest lists this many messages and counts the rest: a phone screen, not a statement.
 DIGEST_LINES = 8
@@ -119,6 +165,7 @@ def topic_label(topic: str, t: Translator) -> str:
         "referrals": t.gettext("New referrals"),
         "alerts": t.gettext("Price alerts"),
         "signals": t.gettext("AI signals"),
+        "wallet": t.gettext("Deposits and withdrawals"),
     }
     return labels[topic]
 

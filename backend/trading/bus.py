@@ -38,6 +38,7 @@ from backend.trading.commands import (
     CancelOrder,
     OrderRequest,
     PlaceOrder,
+    Withdraw,
     WriterUnavailable,
 )
 from backend.trading.orders import OrderState
@@ -68,17 +69,19 @@ class TopUp(msgspec.Struct, frozen=True):
     levels: dict[str, Decimal]
 
 
-ForwardedRequest = PlaceOrder | CancelOrder | AmendOrder | TopUp
+ForwardedRequest = PlaceOrder | CancelOrder | AmendOrder | TopUp | Withdraw
 _KINDS: dict[str, type[ForwardedRequest]] = {
     "place": PlaceOrder,
     "cancel": CancelOrder,
     "amend": AmendOrder,
     "top_up": TopUp,
+    "withdraw": Withdraw,
 }
 _KIND_OF = {kind: name for name, kind in _KINDS.items()}
 
-Reply = Outcome | list[tuple[str, int]]
-"""The order after the request; for a top-up, each asset and the units added."""
+Reply = Outcome | list[tuple[str, int]] | None
+"""The order after the request; for a top-up, each asset and the units added; for a
+withdrawal's debit, nothing (it happened)."""
 Serve = Callable[[str, ForwardedRequest], Awaitable[Reply]]
 """Runs a forwarded request (for the market named) on the books of the process that runs them;
 raises DomainError to refuse it."""
@@ -141,6 +144,10 @@ class TradingBus:
         top_up = TopUp(user_id, None if assets is None else list(assets), dict(levels))
         answer = await self._ask("top_up", "", top_up)
         return answer.topped or []
+
+    async def withdraw(self, request: Withdraw) -> None:
+        """The debit, done where the funds mirror lives; raises its refusal."""
+        await self._ask("withdraw", "", request)
 
     async def _ask(self, kind: str, market: str, body: object) -> Answer:
         request_id = uuid.uuid4().hex

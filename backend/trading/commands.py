@@ -60,9 +60,25 @@ class Deposit:
     transfer_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """Funds leaving the books (a chain withdrawal): debited from what the user has available,
+    in a writer's batch like an order's hold, so the mirror never lets the same money be spent
+    twice."""
+
+    user_id: int
+    asset: str
+    amount: int
+    destination: str
+    """The system account it goes to (``withdrawing``: in flight to a chain)."""
+    transfer_id: str
+
+
 OrderRequest = PlaceOrder | CancelOrder | AmendOrder
 """What users send (and other processes forward)."""
-Request = OrderRequest | Deposit
+Move = Deposit | Withdraw
+"""Funds into or out of the books from outside them."""
+Request = OrderRequest | Move
 
 
 class OrderRejected(DomainError):

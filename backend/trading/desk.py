@@ -33,6 +33,7 @@ from backend.trading.commands import (
     OrderNotFound,
     PlaceOrder,
     Request,
+    Withdraw,
     encode,
     rejection,
 )
@@ -104,6 +105,9 @@ class Desk:
         if isinstance(request, Deposit):
             self._deposit(request, batch)
             return None
+        if isinstance(request, Withdraw):
+            self._withdraw(request, batch)
+            return None
         order = self.orders.get(request.order_id)
         if order is None:
             # Callers check that the order exists and is the user's before sending (a
@@ -132,10 +136,33 @@ class Desk:
             )
         )
 
+    def _withdraw(self, request: Withdraw, batch: Batch) -> None:
+        pair = (request.user_id, request.asset)
+        if request.amount <= 0:
+            raise InsufficientFunds("nothing to withdraw")
+        if request.amount > self.funds.available(pair):
+            raise InsufficientFunds(
+                f"only {self._amount(request.asset, self.funds.available(pair))} is available"
+            )
+        self.funds.debit(pair, request.amount)
+        batch.pairs.add(pair)
+        batch.transfers.append(
+            TransferRequest(
+                request.transfer_id,
+                "withdrawal",
+                request.amount,
+                user_account(*pair),
+                system_account(request.destination, request.asset),
+                request.asset,
+            )
+        )
+
     def needs(self, request: Request) -> Pair | None:
         """The balance a request's risk check reads (loaded before the batch runs)."""
         if isinstance(request, PlaceOrder):
             return (request.user_id, self._asset(request.side))
+        if isinstance(request, Withdraw):
+            return (request.user_id, request.asset)
         if isinstance(request, AmendOrder) and (order := self.orders.get(request.order_id)):
             return (order.user_id, order.reserve_asset)
         return None

@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 
 from backend.trading.bus import ForwardedRequest, Reply, TopUp, TradingBus
-from backend.trading.commands import OrderRequest
+from backend.trading.commands import OrderRequest, Withdraw
 from backend.trading.markets import TradingMarket
 from backend.trading.service import FAUCET_LEVELS, FaucetOff, Spawn, Topped, Trading
 from backend.trading.writer import Outcome
@@ -62,6 +62,14 @@ class TradingRouter:
         topped = await bus.top_up(user_id, assets, to)
         return [Topped(asset, amount) for asset, amount in topped]
 
+    async def withdraw(self, request: Withdraw) -> None:
+        """Debit funds leaving the books (``Trading.withdraw``), where the books run."""
+        bus = self._forwarded()
+        if bus is None:
+            await self._trading.withdraw(request)
+        else:
+            await bus.withdraw(request)
+
     async def serve(self, market: str, request: ForwardedRequest) -> Reply:
         """A request another process forwarded here (the bus's ``Serve``)."""
         if isinstance(request, TopUp):
@@ -71,6 +79,9 @@ class TradingRouter:
                 raise FaucetOff("the faucet is for the demo only")
             topped = await self._trading.top_up(request.user_id, request.assets)
             return [(t.asset, t.amount) for t in topped]
+        if isinstance(request, Withdraw):
+            await self._trading.withdraw(request)
+            return None
         return await self._trading.submit(market, request)
 
     def listen(self, spawn: Spawn) -> None:

@@ -25,7 +25,13 @@ from backend.errors import Conflict, Forbidden, NotFound
 from backend.hub.hub import Hub
 from backend.ledger.assets import ASSETS
 from backend.ledger.service import Ledger, derived_id
-from backend.trading.commands import CancelOrder, Deposit, OrderRequest, WriterUnavailable
+from backend.trading.commands import (
+    CancelOrder,
+    Deposit,
+    OrderRequest,
+    Withdraw,
+    WriterUnavailable,
+)
 from backend.trading.funds import Funds
 from backend.trading.markets import TradingMarket, trading_markets
 from backend.trading.models import Order, TradeRecord
@@ -217,6 +223,18 @@ class Trading:
             ) from None
         assert outcome is not None  # only a deposit answers None
         return outcome
+
+    async def withdraw(self, request: Withdraw) -> None:
+        """Debit ``request`` on this process's books (its amount must be available: raises
+        InsufficientFunds otherwise).  Idempotent by transfer id only as far as the ledger is:
+        callers check ``Ledger.stored`` before a retry."""
+        if not self.running:
+            raise WriterUnavailable("trading is starting: try again in a moment")
+        writer = next(iter(self.writers.values()))
+        try:
+            await asyncio.wait_for(writer.submit(request), self.settings.order_timeout_seconds)
+        except TimeoutError:
+            raise WriterUnavailable("the order books are busy: try again") from None
 
     async def top_up(
         self,

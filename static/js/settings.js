@@ -4,7 +4,7 @@
 import { app } from "./app.js?v=533bbedc808c";
 import { $, telegram } from "./lib/dom.js?v=7b1b01db74f5";
 import { listenAlerts, refreshAlerts, wireAlerts } from "./settings/alerts.js?v=44ba9208a62f";
-import { buildZones, loadSettings, notifyError, wireNotifications } from "./settings/notifications.js?v=e3c715b8484d";
+import { buildZones, loadSettings, notifyError, wireNotifications } from "./settings/notifications.js?v=29b6a37f4570";
 
 const panel = $("panel-settings");
 if (panel) mountSettings(panel);

@@ -1,14 +1,15 @@
 // Wallet tab: balances (live through the hub, user:<ID>), linked wallets (unlink, link a TON
 // wallet through TON Connect or an EVM one through the page's EIP-1193 provider), the USDT
-// deposit address per chain and the deposit history. The flows live under wallet/; there are no
-// withdrawals yet, so the tab offers none.
+// deposit address per chain and the deposit history, the withdraw form and the withdrawals
+// (live from the same topic). The flows live under wallet/.
 import { app } from "./app.js?v=533bbedc808c";
 import { $, el, haptic, inTelegram, telegram } from "./lib/dom.js?v=7b1b01db74f5";
 import { parse, trim } from "./lib/decimal.js?v=54417b8016f9";
-import { loadChains, loadHistory, wireDeposits } from "./wallet/deposit.js?v=b9818f1b187a";
-import { declined, hasProvider, linkEvm, NO_PROVIDER } from "./wallet/evm.js?v=21adcb9be952";
-import { kindLabel, shortAddress } from "./wallet/format.js?v=0270f58182d9";
+import { loadChains, loadHistory, wireDeposits } from "./wallet/deposit.js?v=d5c7a4ab4ba8";
+import { declined, hasProvider, linkEvm, NO_PROVIDER } from "./wallet/evm.js?v=c60768ce3e51";
+import { kindLabel, shortAddress } from "./wallet/format.js?v=40031651f837";
 import { linkTon } from "./wallet/ton.js?v=3fd4231adaf7";
+import { mountWithdrawals } from "./wallet/withdraw.js?v=8aa6fd577378";
 
 // A balance event per asset, and a deposit credit brings one: refetch once after the burst.
 const REFRESH_DELAY_MS = 300;
@@ -53,6 +54,7 @@ function mountWallet(panel, root) {
     });
     if (!rows.length) rows.push(el("li", "hint wlt-small", "Nothing here yet."));
     $("wlt-balances").replaceChildren(...rows);
+    withdrawals.balancesChanged();
   }
 
   async function loadBalances() {
@@ -136,8 +138,16 @@ function mountWallet(panel, root) {
 
   // --- Loading and live updates ------------------------------------------------------------------
 
+  const withdrawals = mountWithdrawals({
+    available: (asset) => balances.get(asset)?.available ?? null,
+    confirm: confirmed,
+  });
+
   async function refresh() {
-    const loads = [loadBalances(), loadWallets(), loadChains(), loadHistory()];
+    const loads = [
+      loadBalances(), loadWallets(), loadChains(), loadHistory(),
+      withdrawals.loadChains(), withdrawals.loadHistory(),
+    ];
     const failed = (await Promise.allSettled(loads)).find((r) => r.status === "rejected");
     showError(failed?.reason);
     root.dataset.state = failed ? "failed" : "ready";
@@ -152,12 +162,16 @@ function mountWallet(panel, root) {
     app.hub?.subscribe(`user:${app.user().id}`, {
       frame(frame) {
         const data = frame.data;
+        if (data?.type === "withdrawal") return withdrawals.onEvent(data);
         if (data?.type !== "balance" || !data.asset) return;
         balances.set(data.asset, { ...balances.get(data.asset), ...data });
         renderBalances();
         refreshSoon(); // a credited deposit moves a balance: its history row changes too
       },
-      resynced: refreshSoon,
+      resynced() {
+        refreshSoon();
+        withdrawals.loadHistory().catch(() => {}); // events may have been missed
+      },
     });
   }
 

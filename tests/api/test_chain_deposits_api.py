@@ -32,6 +32,18 @@ async def test_chains_address_and_deposits(
             "bnb": (56, 15, False),  # the defaults of a chain not configured here
         }
         usdt, eth = chains["ethereum"]["assets"]
+        # Withdrawals: the defaults' fee and limits per asset, paid only with a node and a vault.
+        assert usdt.pop("withdrawals") == {
+            "fee": "1",
+            "minimum": "10",
+            "maximum": "50000",
+            "daily": "100000",
+            "approval_above": "10000",
+        }
+        assert eth.pop("withdrawals")["fee"] == "0.001"
+        assert chains["bnb"]["assets"][1]["withdrawals"]["minimum"] == "0.02"
+        assert not chains["ethereum"]["withdrawals_open"]  # a vault, but no node to pay from
+        assert not chains["bnb"]["withdrawals_open"]
         assert usdt == {"asset": "USDT", "token": VAULT, "decimals": 6, "minimum": "1"}
         assert chains["bnb"]["assets"][0]["decimals"] == 18
         native = "0x" + "00" * 20

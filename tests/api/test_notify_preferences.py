@@ -211,6 +211,7 @@ async def test_settings_api_reads_defaults_and_patches_fields(
             "referrals": True,
             "alerts": True,
             "signals": False,  # opt-in
+            "wallet": True,
         },
         "digest": {"trades": False, "points": False, "referrals": False},
         "quiet_hours": None,

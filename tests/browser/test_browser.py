@@ -284,6 +284,7 @@ async def test_settings_gear_opens_the_panel_and_back_returns_to_the_tab(
         "Digest",
         "Price alerts",
         "AI signals",
+        "Deposits and withdrawals",
     ]
     assert await page.is_checked("#set-topic-trades")
     assert not await page.is_checked("#set-digest-trades")
@@ -340,6 +341,7 @@ async def test_settings_topic_switches_save_at_once_and_persist(
         "referrals": True,
         "alerts": True,
         "signals": False,
+        "wallet": True,
     }
     assert saved["digest"] == {"trades": False, "points": True, "referrals": False}
 

@@ -100,8 +100,11 @@ async def test_the_tab_shows_balances_and_deposits_not_open_in_the_demo(
     await page.wait_for_selector("#wlt-deposit-closed-title:has-text('BNB Chain')")
     assert await page.inner_text("#wlt-history") == "No deposits yet."
     assert await page.is_visible("#wlt-wallets-empty")
-    # No withdraw form: the backend has no withdrawals yet.
-    assert await page.locator("#panel-wallet form, #panel-wallet :text('Withdraw')").count() == 0
+    # No chain pays withdrawals in the demo: no form, and the section says so.
+    await page.wait_for_selector("#wallet[data-withdraw='closed']")
+    assert not await page.is_visible("#wlt-withdraw")
+    assert await page.is_visible("#wlt-withdraw-closed")
+    assert await page.inner_text("#wlt-withdrawals") == "No withdrawals yet."
     # No provider in this browser: the EVM button explains how to link instead.
     await page.click("#wlt-connect-evm")
     assert "wallet's built-in browser" in await page.inner_text("#wlt-link-note")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from eth_typing import ChecksumAddress
 from sqlmodel import col, select
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
-from web3.types import RPCEndpoint
 
 from backend.chains.deposit_models import ChainCursor, ChainDeposit, DepositStatus
 from backend.chains.deposit_queries import ChainDeposits
@@ -42,14 +40,13 @@ from backend.db.engine import Database
 from backend.ledger.domain import system_account
 from backend.ledger.verify import verify
 from backend.testing.anvil import Anvil, find_anvil, start_anvil
+from tests.chain_helpers import FORWARDER, deploy_contract, rpc
 from tests.helpers import BACKENDS, open_database, require
 from tests.helpers import counters as accounts
 from tests.trading_helpers import Desks, balance_of, make_users, posted, running
 
-EVM = Path(__file__).resolve().parents[2] / "contracts" / "evm"
 CHAINS = {"ethereum": (1, 6), "bnb": (56, 18)}
 CONFIRMATIONS = 3
-FORWARDER = EVM / "artifacts" / "DepositForwarder.json"
 
 
 @pytest.fixture(autouse=True)
@@ -69,10 +66,6 @@ def anvils() -> Iterator[dict[str, tuple[Anvil, list[str]]]]:
     finally:
         for node, _ in started.values():
             node.stop()
-
-
-def rpc(w3: Web3, method: str, *params: Any) -> Any:
-    return w3.provider.make_request(RPCEndpoint(method), list(params))["result"]
 
 
 @dataclass
@@ -126,17 +119,9 @@ def deploy(anvils: dict[str, tuple[Anvil, list[str]]], name: str) -> Chain:
     people: list[ChecksumAddress] = list(w3.eth.accounts)  # typed as a 1-tuple by web3
     admin, operator, sender = people[0], people[1], people[2]
 
-    def contract(artifact: str, *args: Any) -> Contract:
-        spec = json.loads((EVM / "artifacts" / f"{artifact}.json").read_text())
-        factory = w3.eth.contract(abi=spec["abi"], bytecode=spec["bytecode"])
-        receipt = w3.eth.wait_for_transaction_receipt(
-            factory.constructor(*args).transact({"from": admin})
-        )
-        assert receipt["contractAddress"] is not None
-        return w3.eth.contract(address=receipt["contractAddress"], abi=spec["abi"])
-
     decimals = CHAINS[name][1]
-    vault, usdt = contract("Vault", admin, operator), contract("TestUSDT", decimals)
+    vault = deploy_contract(w3, "Vault", admin, admin, operator)
+    usdt = deploy_contract(w3, "TestUSDT", admin, decimals)
     return Chain(name, w3, node.url, vault, usdt, decimals, sender)
 
 

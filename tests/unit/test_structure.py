@@ -64,6 +64,7 @@ COMPOSITION = (
     "backend.app",
     "backend.asgi",
     "backend.cli",
+    "backend.chains.devnet",  # the demo's chains: it starts nodes and deploys, for the CLI only
     "backend.resources",
     "backend.testing",  # support for the tests and benches: production code never imports it
     "backend.db.migrations",

@@ -1,5 +1,7 @@
 """The wallet proof verifiers on their own: TON Connect ton_proof and EIP-4361 (SIWE), with
-proofs signed here by real keys, then forged, stale, early, for another domain or chain."""
+proofs signed here by real keys, then forged, stale, early, for another domain or chain.  A SIWE
+signature that is not the address's own is reported, not refused: the service asks the chain
+whether a contract wallet accepts it (tests/integration/test_siwe_contract_wallets.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pytoniq_core.boc.builder import Builder
 from pytoniq_core.boc.cell import Cell
 
-from backend.chains.siwe import parse_siwe, verify_siwe
+from backend.chains.siwe import SiweVerdict, parse_siwe, personal_sign_hash, verify_siwe
 from backend.chains.tonproof import TonProof, proof_message, verify_ton_proof
 from backend.chains.wallets import WALLET_CODES, BadWalletInput, WalletProofRefused
 from tests.wallet_helpers import DOMAIN, ORIGIN, EthWallet, TonWallet, siwe_text
@@ -165,8 +167,8 @@ def test_unreadable_proofs_are_bad_input(field: str, value: str) -> None:
 # --- SIWE -------------------------------------------------------------------------------------
 
 
-def check_siwe(wallet: EthWallet, text: str, signature: str | None = None) -> str:
-    message = verify_siwe(
+def check_siwe(wallet: EthWallet, text: str, signature: str | None = None) -> SiweVerdict:
+    return verify_siwe(
         text,
         signature or wallet.sign(text),
         address=wallet.address,
@@ -177,7 +179,6 @@ def check_siwe(wallet: EthWallet, text: str, signature: str | None = None) -> st
         max_age=MAX_AGE,
         skew=SKEW,
     )
-    return message.address
 
 
 @pytest.mark.parametrize("chain_id", [1, 56])
@@ -192,7 +193,9 @@ def test_a_valid_siwe_message_verifies(chain_id: int) -> None:
         not_before=NOW - timedelta(seconds=30),
         resources=("https://app.example.test/terms", "ipfs://bafy"),
     )
-    assert check_siwe(wallet, text) == wallet.address
+    verdict = check_siwe(wallet, text)
+    assert verdict.signed and verdict.message.address == wallet.address
+    assert verdict.signature == bytes.fromhex(wallet.sign(text)[2:])
 
 
 def test_the_parser_reads_every_field_and_both_statement_forms() -> None:
@@ -253,15 +256,30 @@ def test_messages_not_for_us_now_are_refused(options: dict, code: str) -> None:
     assert refusal(error) == code
 
 
-def test_forged_and_unchecksummed_are_refused() -> None:
+def test_a_signature_not_the_addresss_own_is_reported_for_the_chain_to_judge() -> None:
     wallet, mallory = EthWallet(), EthWallet()
     text = siwe_text(wallet.address, "n0nce12345", NOW)
-    with pytest.raises(WalletProofRefused) as error:
-        check_siwe(wallet, text, mallory.sign(text))
-    assert refusal(error) == "siwe_bad_signature"
-    with pytest.raises(WalletProofRefused) as error:  # not a signature at all
-        check_siwe(wallet, text, "0x" + "00" * 65)
-    assert refusal(error) == "siwe_bad_signature"
+    forged = check_siwe(wallet, text, mallory.sign(text))
+    assert not forged.signed and forged.message.nonce == "n0nce12345"
+    # Not an ECDSA signature at all, and a Safe-like 2-owner one: only a contract can say.
+    for signature in ("0x" + "00" * 65, mallory.sign(text) + wallet.sign(text)[2:], "0x"):
+        verdict = check_siwe(wallet, text, signature)
+        assert not verdict.signed and verdict.signature == bytes.fromhex(signature[2:])
+    for unreadable in ("0x" + "ab" * 4097, "0x123", "0xzz", "ab" * 65):
+        with pytest.raises(BadWalletInput):
+            check_siwe(wallet, text, unreadable)
+
+
+def test_the_hash_a_contract_wallet_is_asked_is_what_personal_sign_signs() -> None:
+    wallet = EthWallet()
+    text = siwe_text(wallet.address, "n0nce12345", NOW)
+    signed = wallet.account.unsafe_sign_hash(personal_sign_hash(text))
+    assert "0x" + bytes(signed.signature).hex() == wallet.sign(text)
+    assert personal_sign_hash(text + " ") != personal_sign_hash(text)
+
+
+def test_unchecksummed_is_refused() -> None:
+    wallet = EthWallet()
     lower = wallet.address.lower()
     text = siwe_text(lower, "n0nce12345", NOW)
     with pytest.raises(WalletProofRefused) as error:

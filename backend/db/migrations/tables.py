@@ -7,8 +7,9 @@ from sqlmodel import SQLModel
 from backend.alerts.models import PriceAlert
 from backend.audit.models import AuditEntry
 from backend.auth.models import AuthSession
-from backend.chains.deposit_models import ChainCursor, ChainDeposit
+from backend.chains.deposit_models import ChainCursor, ChainDeposit, DepositAddress
 from backend.chains.models import LinkedWallet, WalletChallenge
+from backend.chains.withdrawal_models import ChainTx, ChainWithdrawal
 from backend.ledger.models import LedgerAccount, LedgerChain, LedgerTransfer
 from backend.notify.models import Notification, NotificationSettings
 from backend.points.models import PointsProfile, ReferralReward
@@ -24,6 +25,9 @@ __all__ = [
     "BookSnapshot",
     "ChainCursor",
     "ChainDeposit",
+    "ChainTx",
+    "ChainWithdrawal",
+    "DepositAddress",
     "JournalEntry",
     "LedgerAccount",
     "LedgerChain",

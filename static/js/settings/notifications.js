@@ -3,7 +3,14 @@
 import { app } from "../app.js?v=533bbedc808c";
 import { $, el, haptic } from "../lib/dom.js?v=7b1b01db74f5";
 
-const TOPICS = { trades: "Order fills", points: "Points", referrals: "New referrals", alerts: "Price alerts", signals: "AI signals" };
+const TOPICS = {
+  trades: "Order fills",
+  points: "Points",
+  referrals: "New referrals",
+  alerts: "Price alerts",
+  signals: "AI signals",
+  wallet: "Deposits and withdrawals",
+};
 // Long enough to read, short enough not to linger over the next change.
 const NOTE_MS = 1500;
 // A time input reports every field typed (hours, then minutes): save once the typing stops.

@@ -3,7 +3,7 @@
 import { app } from "../app.js?v=533bbedc808c";
 import { $, el, setPressed } from "../lib/dom.js?v=7b1b01db74f5";
 import { when } from "../lib/time.js?v=ac20f7f0ed91";
-import { chainLabel, explorerUrl, shortAddress, STATUS } from "./format.js?v=0270f58182d9";
+import { chainLabel, explorerUrl, shortAddress, STATUS } from "./format.js?v=40031651f837";
 import { renderQr } from "./qr.js?v=d5396bcc572a";
 
 const ASSET = "USDT";

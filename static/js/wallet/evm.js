@@ -2,7 +2,7 @@
 // an extension) gives the account, signs our EIP-4361 message (personal_sign), and the server
 // checks it (POST /api/wallets/link). Without a provider there is nothing to sign with here.
 import { app } from "../app.js?v=533bbedc808c";
-import { siweChainId, siweMessage } from "./format.js?v=0270f58182d9";
+import { siweChainId, siweMessage } from "./format.js?v=40031651f837";
 
 export const NO_PROVIDER =
   "No EVM wallet in this browser. Open this page in your wallet's built-in browser (MetaMask, Trust Wallet, OKX…) to link it.";
