@@ -390,8 +390,9 @@ class EvmChainSettings(BaseModel):
     """The Vault contract's address (its `Deposited` events are the deposits)."""
     usdt: str = Field(default="", pattern=EVM_ADDRESS)
     """The USDT token's address on this chain."""
-    usdt_decimals: int = Field(default=6, ge=0, le=36)
-    """USDT's decimals on this chain (6 on Ethereum, 18 on BNB Chain), scaled to the ledger's."""
+    usdt_decimals: int = Field(default=6, ge=6, le=36)
+    """USDT's decimals on this chain (6 on Ethereum, 18 on BNB Chain), scaled to the ledger's
+    (6: a token with fewer could not be paid out exactly)."""
     confirmations: int = Field(default=12, ge=1, le=1000)
     """Blocks, the deposit's own included, before a deposit is credited."""
     start_block: int = Field(default=0, ge=0)
@@ -472,6 +473,15 @@ class ChainsSettings(BaseSettings):
         if value and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", value):
             raise ValueError("CHAINS_OPERATOR_KEY must be a private key: 64 hex digits")
         return key
+
+    def pays(self, chain: EvmChainSettings) -> bool:
+        """Whether withdrawals are taken on ``chain``: a node, a vault, and an operator key to
+        send them with (a key file counts when it is there)."""
+        if not (chain.rpc_url and chain.vault):
+            return False
+        if self.operator_key_file is not None:
+            return self.operator_key_file.is_file()
+        return bool(self.operator_key.get_secret_value().strip())
 
     def operator_secret(self) -> str:
         """The operator key, from the file when one is named; empty when there is none."""

@@ -4,6 +4,9 @@ wallet signing a withdrawal's EIP-712 authorisation as ``eth_signTypedData_v4`` 
 from __future__ import annotations
 
 import json
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +49,58 @@ def sign_withdrawal(wallet: LocalAccount, typed: dict[str, Any]) -> str:
     }
     signed = wallet.sign_message(encode_typed_data(full_message={**typed, "message": message}))
     return "0x" + bytes(signed.signature).hex()
+
+
+class NodeRelay:
+    """A JSON-RPC relay to anvil on a loopback port, as a provider in front of a node: notes
+    the methods asked; stops (connections refused, as from a node that is down) and starts
+    again on the same port; with ``hide_receipts``, answers receipts ``null``, as a
+    load-balanced provider whose node is a block behind does."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.methods: list[str] = []
+        self.hide_receipts = False
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        node = self
+
+        class Relay(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                call = json.loads(body)
+                node.methods.append(call["method"])
+                if node.hide_receipts and call["method"] == "eth_getTransactionReceipt":
+                    reply = json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": None})
+                    self._answer(reply.encode())
+                    return
+                request = urllib.request.Request(  # noqa: S310  # anvil on loopback
+                    node.upstream, data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                    self._answer(answer.read())
+
+            def _answer(self, reply: bytes) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Relay)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()

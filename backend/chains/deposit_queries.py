@@ -78,7 +78,7 @@ class ChainInfo:
     """Whether deposits are taken here (a vault is configured)."""
     assets: list[ChainAsset]
     withdrawals_open: bool
-    """Whether withdrawals are paid here (a node and a vault are configured)."""
+    """Whether withdrawals are taken here (a node, a vault and the operator's key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class ChainDeposits:
             terms(chain.native_asset),
         )
         opened = bool(chain.vault)
-        paying = bool(chain.rpc_url and chain.vault)
+        paying = self.settings.pays(chain)
         assets = [usdt, native]
         return ChainInfo(
             name, chain.chain_id, chain.confirmations, chain.vault, opened, assets, paying

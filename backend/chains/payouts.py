@@ -38,7 +38,13 @@ from backend.chains.deposits import custody_source
 from backend.chains.evm import NATIVE_DECIMALS, chain_user_id
 from backend.chains.rpc import EvmRpc, RpcError
 from backend.chains.txmanager import FeeTooHigh, TxManager
-from backend.chains.vault import WITHDRAW_GAS, sweep_call, withdraw_call
+from backend.chains.vault import (
+    WITHDRAW_GAS,
+    decode_uint,
+    nonces_call,
+    sweep_call,
+    withdraw_call,
+)
 from backend.chains.withdrawal_models import (
     RETURNED,
     ChainTx,
@@ -46,7 +52,7 @@ from backend.chains.withdrawal_models import (
     TxStatus,
     WithdrawalStatus,
 )
-from backend.chains.withdrawals import WITHDRAWING, announce, debit_id
+from backend.chains.withdrawals import announce, debit_id
 from backend.clock import utcnow
 from backend.config import ChainsSettings, EvmChainSettings
 from backend.db.engine import Database
@@ -56,7 +62,7 @@ from backend.ledger.assets import ASSETS
 from backend.ledger.domain import TransferRequest, system_account
 from backend.ledger.service import Ledger, derived_id
 from backend.notify.service import enqueue
-from backend.trading.commands import Deposit, WriterUnavailable
+from backend.trading.commands import WITHDRAWING, Deposit, WriterUnavailable
 from backend.trading.service import Trading
 
 log = structlog.get_logger(__name__)
@@ -65,6 +71,10 @@ FEES = "withdrawal_fees"
 # A ``requested`` row this old has had its debit answered or dropped (the books time a request
 # out well before): what the ledger says about it is final.
 REQUESTED_GRACE = timedelta(seconds=60)
+# Deposit addresses read per pass (their balances in parallel): a pass stays short.
+SWEEP_PAGE = 100
+# How long a ``refused`` request is watched for a debit that committed late.
+LATE_DEBIT_WINDOW = timedelta(days=1)
 # A queued withdrawal whose authorisation ends sooner than this is not sent: it could expire in
 # the mempool.
 DEADLINE_MARGIN_SECONDS = 120
@@ -81,20 +91,25 @@ class Payouts:
         settings: EvmChainSettings,
         chains: ChainsSettings,
         rpc: EvmRpc,
-        key: str,
+        key: str | None,
         *,
         requested_grace: timedelta = REQUESTED_GRACE,
     ) -> None:
+        """``key``: the operator's; None sends nothing, and only settles cut-off requests and
+        returns what ended unpaid (withdrawals taken before the key went away)."""
         self.db = db
         self.ledger = ledger
         self.trading = trading
         self.hub = hub
         self.chain = chain
         self.settings = settings
-        self.tx = TxManager(chain, settings.chain_id, rpc, key, chains)
+        self.rpc = rpc
+        self._tx = TxManager(chain, settings.chain_id, rpc, key, chains) if key else None
         self.requested_grace = requested_grace
         self.sweep_seconds = chains.sweep_seconds
         self._swept_at = 0.0
+        self._sweep_after = 0
+        """The user id the current round of sweeping has reached (0: no round under way)."""
         usdt = ASSETS["USDT"]
         native = ASSETS[settings.native_asset]
         # The least worth sweeping, in each token's own units: the minimum deposit.
@@ -104,6 +119,11 @@ class Payouts:
         self._sweep_native = native.to_units(settings.min_native_deposit) * 10 ** (
             NATIVE_DECIMALS - native.scale
         )
+
+    @property
+    def tx(self) -> TxManager:
+        assert self._tx is not None, "no operator key: nothing is sent"
+        return self._tx
 
     async def run(self, poll_seconds: float) -> None:
         while True:
@@ -121,12 +141,13 @@ class Payouts:
             return  # the books run in another process: its payouts pay
         await self._settle_requested()
         await self._return_ended()
+        if self._tx is None:
+            return
         await self._follow_sent()
         await self._send_queued()
         await self._follow_sweeps()
-        if time.monotonic() - self._swept_at >= self.sweep_seconds:
+        if self._sweep_after > 0 or time.monotonic() - self._swept_at >= self.sweep_seconds:
             await self._sweep()
-            self._swept_at = time.monotonic()
 
     async def _rows(self, *statuses: WithdrawalStatus) -> list[ChainWithdrawal]:
         async with self.db.reads() as session:
@@ -166,8 +187,23 @@ class Payouts:
 
     # 2. Returns ------------------------------------------------------------------------------
 
+    async def _late_debits(self) -> list[ChainWithdrawal]:
+        """``refused`` requests whose debit committed after all (a writer batch that had taken
+        it before its sender gave up, or clocks apart between hosts): theirs to return."""
+        since = utcnow() - LATE_DEBIT_WINDOW
+        refused = [
+            row
+            for row in await self._rows(WithdrawalStatus.REFUSED)
+            if row.refunded_at is None and row.created_at > since and row.id is not None
+        ]
+        if not refused:
+            return []
+        async with unit_of_work(self.db) as uow:
+            debited = await self.ledger.stored(uow, [debit_id(row.id or 0) for row in refused])
+        return [row for row in refused if debit_id(row.id or 0) in debited]
+
     async def _return_ended(self) -> None:
-        for row in await self._rows(*RETURNED):
+        for row in await self._rows(*RETURNED) + await self._late_debits():
             if row.refunded_at is not None or row.user_id is None:
                 continue
             assert row.id is not None
@@ -186,6 +222,8 @@ class Payouts:
                 stored.refunded_at = stored.updated_at = utcnow()
                 uow.session.add(stored)
                 reason = stored.status
+                if stored.status == WithdrawalStatus.REFUSED.value:
+                    reason = WithdrawalStatus.FAILED.value
                 if stored.error == "authorization_expired":
                     reason = "expired"
                 await enqueue(
@@ -240,8 +278,13 @@ class Payouts:
             return
         last = attempts[-1]
         if await self.tx.mined_nonce() > last.nonce:
-            # The nonce went to a transaction that is none of ours (the key used elsewhere) or
-            # whose receipt the node lost: this withdrawal was not paid by it; send it again.
+            if await self._used(row):
+                # One of its transactions paid it; the node just does not show the receipt.
+                log.error("withdrawal_paid_without_receipt", id=row.id)
+                await self._paid_unseen(row)
+                return
+            # The operator's nonce went to a transaction that is none of this withdrawal's (the
+            # key used elsewhere), and the vault has not paid it: send it again.
             log.error("withdrawal_nonce_taken", id=row.id, nonce=last.nonce)
             await self._update(row.id, status=WithdrawalStatus.QUEUED)
             return
@@ -274,8 +317,21 @@ class Payouts:
         )
         await self.tx.broadcast(signed.raw)
 
+    async def _used(self, row: ChainWithdrawal) -> bool:
+        """Whether the vault has counted this authorisation's nonce: then it paid it (only
+        this row holds that nonce of that wallet), whatever receipts say or do not say."""
+        call = {"to": self.settings.vault, "data": "0x" + nonces_call(row.address).hex()}
+        found = await self.tx.rpc.call("eth_call", [call, "latest"])
+        return decode_uint(str(found)) > row.vault_nonce
+
     async def _finish(self, row: ChainWithdrawal, mined: ChainTx, ok: bool, block: int) -> None:
         assert row.id is not None
+        if not ok and await self._used(row):
+            # This transaction reverted because another one of the row's paid it first (a
+            # re-send after a lost receipt): paid, never returned.
+            log.error("withdrawal_paid_by_another_transaction", id=row.id, reverted=mined.tx_hash)
+            await self._paid_unseen(row)
+            return
         async with unit_of_work(self.db) as uow:
             stored = await uow.session.get(ChainWithdrawal, row.id)
             assert stored is not None
@@ -298,11 +354,12 @@ class Payouts:
         await announce(self.hub, stored)
 
     async def _paid_unseen(self, row: ChainWithdrawal) -> None:
+        """Confirmed on the vault's word (its nonce for the wallet moved past this one)."""
         assert row.id is not None
         async with unit_of_work(self.db) as uow:
             stored = await uow.session.get(ChainWithdrawal, row.id)
             assert stored is not None
-            if stored.status != WithdrawalStatus.QUEUED.value:
+            if stored.status not in (WithdrawalStatus.QUEUED.value, WithdrawalStatus.SENT.value):
                 return
             stored.status, stored.confirmed_at = WithdrawalStatus.CONFIRMED.value, utcnow()
             stored.updated_at = utcnow()
@@ -368,6 +425,11 @@ class Payouts:
     async def _send_queued(self) -> None:
         for row in await self._rows(WithdrawalStatus.QUEUED):
             assert row.id is not None
+            if row.sent_at is not None and await self._used(row):
+                # Sent before and paid (see ``_follow``): never failed nor returned.
+                log.error("withdrawal_paid_without_receipt", id=row.id)
+                await self._paid_unseen(row)
+                continue
             if row.deadline < time.time() + DEADLINE_MARGIN_SECONDS:
                 await self._fail(row, "authorization_expired")
                 continue
@@ -457,11 +519,21 @@ class Payouts:
     # 5. Sweeps -------------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
+        """One page of the current round: ``SWEEP_PAGE`` addresses, their balances read at
+        once; a round ends when the last page is read, and the next starts ``sweep_seconds``
+        later.  Paged so that a pass stays short however many addresses there are: the same
+        task sends and follows withdrawals."""
         async with self.db.reads() as session:
-            addresses = list(
+            page = list(
                 (
                     await session.exec(
-                        select(DepositAddress).where(col(DepositAddress.chain) == self.chain)
+                        select(DepositAddress)
+                        .where(
+                            col(DepositAddress.chain) == self.chain,
+                            col(DepositAddress.user_id) > self._sweep_after,
+                        )
+                        .order_by(col(DepositAddress.user_id))
+                        .limit(SWEEP_PAGE)
                     )
                 ).all()
             )
@@ -476,16 +548,21 @@ class Payouts:
                     )
                 ).all()
             )
+        if len(page) < SWEEP_PAGE:
+            self._sweep_after, self._swept_at = 0, time.monotonic()
+        else:
+            self._sweep_after = page[-1].user_id
+        waiting = [address for address in page if address.user_id not in pending]
         usdt = self.settings.usdt
-        for address in addresses:
-            if address.user_id in pending:
-                continue  # its last sweep is not mined yet
-            tokens = []
-            if usdt and await self.tx.rpc.token_balance(usdt, address.address) >= self._sweep_usdt:
-                tokens.append(usdt)
-            native = await self.tx.rpc.native_balance(address.address) >= self._sweep_native
-            if tokens or native:
-                await self._send_sweep(address, tokens)
+        rpc = self.tx.rpc
+        tokens = await asyncio.gather(
+            *(rpc.token_balance(usdt, a.address) for a in waiting if usdt)
+        )
+        coins = await asyncio.gather(*(rpc.native_balance(a.address) for a in waiting))
+        for index, address in enumerate(waiting):
+            sweep = [usdt] if usdt and tokens[index] >= self._sweep_usdt else []
+            if sweep or coins[index] >= self._sweep_native:
+                await self._send_sweep(address, sweep)
 
     async def _send_sweep(self, address: DepositAddress, tokens: list[str]) -> None:
         data = sweep_call(chain_user_id(address.user_id), tokens)
@@ -565,19 +642,20 @@ class Payouts:
 async def pay_chains(
     db: Database, ledger: Ledger, trading: Trading, hub: Hub, chains: ChainsSettings
 ) -> None:
-    """Payouts per configured chain (an RPC URL and a vault), for as long as the task lives,
-    with the operator key; without one, withdrawals wait queued (and may be cancelled)."""
+    """Payouts per configured chain (an RPC URL and a vault), for as long as the task lives.
+    Without a usable operator key nothing is sent (and the API takes no withdrawals), but
+    cut-off requests are settled and what ended unpaid is still returned."""
+    key: str | None = None
     try:
-        key = chains.operator_secret()
+        key = chains.operator_secret() or None
         if key:
             Account.from_key(key)
     except (OSError, ValueError) as exc:
-        # A bad key must not take the books down with it: withdrawals wait, loudly.
+        # A bad key must not take the books down with it: nothing is sent, loudly.
         log.error("withdrawals_not_sent", reason=f"unusable operator key: {exc.__class__.__name__}")
-        return
-    if not key:
-        log.warning("withdrawals_not_sent", reason="no CHAINS_OPERATOR_KEY or key file")
-        return
+        key = None
+    if key is None:
+        log.warning("withdrawals_not_sent", reason="no usable CHAINS_OPERATOR_KEY or key file")
     payouts = [
         Payouts(db, ledger, trading, hub, name, chain, chains, EvmRpc(chain.rpc_url), key)
         for name, chain in chains.evm.items()
@@ -589,4 +667,4 @@ async def pay_chains(
                 group.create_task(payout.run(chains.poll_seconds), name=f"payouts-{payout.chain}")
     finally:
         for payout in payouts:
-            await payout.tx.rpc.close()
+            await payout.rpc.close()

@@ -63,7 +63,8 @@ WalletProof = TonProof | SiweProof
 class Proven:
     kind: WalletKind
     address: str
-    """Normalised: TON raw ``workchain:hex``, EVM EIP-55."""
+    """Normalised: TON raw ``workchain:hex``, EVM EIP-55; an EVM contract wallet (EIP-1271)
+    with its chain, CAIP-10 ``eip155:<chain id>:<EIP-55>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +127,24 @@ class Wallets:
             max_age=max_age,
             skew=skew,
         )
+        address = verdict.message.address
         if not verdict.signed:
+            # The challenge first: a made-up one must not cost two calls to the node.
+            await self._check_unspent(uow.session, verdict.message.nonce, now)
             await self._contract_vouches(verdict, proof.message)
+            # A contract's address names different code, and owners, on each chain: the
+            # wallet is this chain's (CAIP-10), and only this chain's proofs find it.
+            address = f"eip155:{verdict.message.chain_id}:{address}"
         await self._spend(uow.session, "siwe", verdict.message.nonce, now)
-        return Proven("siwe", verdict.message.address)
+        return Proven("siwe", address)
+
+    async def _check_unspent(self, session: AsyncSession, nonce: str, now: datetime) -> None:
+        found = await session.get(WalletChallenge, nonce)
+        if found is None or found.kind != "siwe" or found.expires_at <= now:
+            raise WalletProofRefused(
+                "the challenge is not one we issued, was used already, or expired: ask again",
+                code="siwe_unknown_challenge",
+            )
 
     async def _contract_vouches(self, verdict: SiweVerdict, text: str) -> None:
         """Refused unless the address is a contract wallet on the message's chain that accepts

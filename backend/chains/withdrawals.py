@@ -51,14 +51,12 @@ from backend.hub.hub import Hub
 from backend.ledger.assets import ASSETS, Asset
 from backend.ledger.service import derived_id
 from backend.market.grid import PLAIN_DECIMAL
-from backend.trading.commands import InsufficientFunds, Withdraw
+from backend.trading.commands import WITHDRAWING, InsufficientFunds, Withdraw
 from backend.trading.router import TradingRouter
 from backend.users.models import User
 
 log = structlog.get_logger(__name__)
 
-# Debited withdrawals wait in this system account until paid (then custody) or returned.
-WITHDRAWING = "withdrawing"
 # A user's list shows at most this many, newest first; an admin's queue as many.
 PAGE = 100
 # A signed deadline must leave the operator this long to send it.
@@ -205,10 +203,12 @@ class Withdrawals:
         self.trading = trading
         self.hub = hub
         self.settings = settings
+        # Only where withdrawals can be sent: without the operator's key they would wait,
+        # debited, for ever.
         self._rpcs = {
             name: rpc_for(chain.rpc_url)
             for name, chain in settings.evm.items()
-            if chain.rpc_url and chain.vault
+            if settings.pays(chain)
         }
 
     async def close(self) -> None:
@@ -502,6 +502,9 @@ class Withdrawals:
                 .where(
                     col(ChainWithdrawal.id) == withdrawal_id,
                     col(ChainWithdrawal.status).in_([s.value for s in allowed]),
+                    # Queued again after a send (a lost transaction): it may have been paid, so
+                    # it is the operator's to settle, never the user's to cancel.
+                    col(ChainWithdrawal.sent_at).is_(None),
                 )
                 .values(**values)
             )

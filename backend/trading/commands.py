@@ -60,6 +60,10 @@ class Deposit:
     transfer_id: str
 
 
+# The system account withdrawals wait in, debited, until paid on chain or returned.
+WITHDRAWING = "withdrawing"
+
+
 @dataclass(frozen=True, slots=True)
 class Withdraw:
     """Funds leaving the books (a chain withdrawal): debited from what the user has available,

@@ -6,10 +6,11 @@ it runs the books.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from decimal import Decimal
 
 from backend.trading.bus import ForwardedRequest, Reply, TopUp, TradingBus
-from backend.trading.commands import OrderRequest, Withdraw
+from backend.trading.commands import WITHDRAWING, OrderRequest, Withdraw
 from backend.trading.markets import TradingMarket
 from backend.trading.service import FAUCET_LEVELS, FaucetOff, Spawn, Topped, Trading
 from backend.trading.writer import Outcome
@@ -80,7 +81,8 @@ class TradingRouter:
             topped = await self._trading.top_up(request.user_id, request.assets)
             return [(t.asset, t.amount) for t in topped]
         if isinstance(request, Withdraw):
-            await self._trading.withdraw(request)
+            # Where the money goes is not Redis's to say: always to the withdrawals in flight.
+            await self._trading.withdraw(replace(request, destination=WITHDRAWING))
             return None
         return await self._trading.submit(market, request)
 

@@ -795,13 +795,15 @@ SOME_CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 async def test_every_route_wants_a_session_and_a_chain_that_cannot_pay_says_so(
     tmp_path: Path, new_telegram_id: Callable[[], int]
 ) -> None:
-    """Ethereum as the defaults leave it (no node, no vault); BNB Chain with a vault but a node
-    that refuses connections (a port bound here and never listened on)."""
+    """Ethereum as the defaults leave it (no node, no vault); BNB Chain with a vault and an
+    operator key but a node that refuses connections (a port bound here and never listened
+    on)."""
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
         bnb = {"rpc_url": dead, "vault": SOME_CONTRACT, "usdt": SOME_CONTRACT}
-        settings = make_settings(tmp_path, chains={"evm": {"bnb": bnb}})
+        group = {"evm": {"bnb": bnb}, "operator_key": "0x" + "11" * 32}
+        settings = make_settings(tmp_path, chains=group)
         async with RunningServer(settings) as server, server.client() as client:
             body = draft(PAYEE, "20")
             signed = {**body, "deadline": int(time.time()) + 3600, "signature": "0x" + "ab" * 65}

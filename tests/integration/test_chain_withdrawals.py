@@ -32,7 +32,7 @@ from backend.chains.evm import NATIVE, deposit_address, forwarder_creation_code
 from backend.chains.payouts import FEES, Payouts
 from backend.chains.rpc import EvmRpc
 from backend.chains.withdrawal_models import ChainTx, ChainWithdrawal, TxStatus, WithdrawalStatus
-from backend.chains.withdrawals import WITHDRAWING, Withdrawals, debit_id
+from backend.chains.withdrawals import Withdrawals, debit_id
 from backend.config import ChainsSettings, EvmChainSettings
 from backend.db.engine import Database
 from backend.db.uow import unit_of_work
@@ -43,9 +43,9 @@ from backend.ledger.domain import system_account
 from backend.ledger.verify import verify
 from backend.notify.models import Notification
 from backend.testing.anvil import Anvil, find_anvil, start_anvil
-from backend.trading.commands import Deposit, Withdraw
+from backend.trading.commands import WITHDRAWING, Deposit, Withdraw
 from backend.trading.router import TradingRouter
-from tests.chain_helpers import FORWARDER, deploy_contract, rpc
+from tests.chain_helpers import FORWARDER, NodeRelay, deploy_contract, rpc
 from tests.chain_helpers import sign_withdrawal as sign
 from tests.helpers import BACKENDS, open_database, require
 from tests.helpers import counters as accounts
@@ -162,7 +162,8 @@ async def desk(db: Database, chains: dict[str, Chain]) -> AsyncIterator[Desk]:
     async with running(db) as desks:
         hub = Hub(MemoryBackend())
         await hub.start()
-        settings = chains_settings(chains)
+        key = chains["ethereum"].operator.key.hex()
+        settings = chains_settings(chains, operator_key=key)
         withdrawals = Withdrawals(db, TradingRouter(desks.trading), hub, settings)
         payouts = {
             name: Payouts(
@@ -517,6 +518,56 @@ async def test_a_request_cut_off_after_its_debit_is_settled_from_the_ledger(desk
     refused_row = await row(db, lost.id)
     assert (refused_row.status, refused_row.nonce_slot) == (WithdrawalStatus.REFUSED.value, None)
     assert await balance_of(db, user, "USDT") == 80_000_000
+    await desk.payouts["ethereum"]._return_ended()  # nothing was debited: nothing to return
+    assert await balance_of(db, user, "USDT") == 80_000_000
+
+    # Its debit commits after all (a batch that had taken it before its sender gave up).
+    assert lost.id is not None
+    await desk.desks.trading.withdraw(
+        Withdraw(user, "USDT", 20_000_000, WITHDRAWING, debit_id(lost.id))
+    )
+    assert await balance_of(db, user, "USDT") == 60_000_000
+    await desk.payouts["ethereum"]._return_ended()
+    await desk.payouts["ethereum"]._return_ended()
+    assert await balance_of(db, user, "USDT") == 80_000_000  # returned, once
+    assert (await row(db, lost.id)).refunded_at is not None
+    await assert_clean(db)
+
+
+async def test_without_an_operator_key_nothing_is_taken_and_what_was_is_returned(
+    desk: Desk,
+) -> None:
+    db, eth = desk.desks.db, desk.chains["ethereum"]
+    (user,) = await make_users(db, 1)
+    wallet: LocalAccount = Account.create()
+    await credit(desk.desks, user, "USDT", 50_000_000)
+    made = await withdraw(desk, user, wallet, "ethereum", "20")  # taken while a key was set
+    keyless = chains_settings(desk.chains)  # no operator key
+    closed = Withdrawals(db, TradingRouter(desk.desks.trading), desk.withdrawals.hub, keyless)
+    try:
+        with pytest.raises(DomainError) as caught:
+            closed.draft("ethereum", "USDT", "20", wallet.address)
+        assert caught.value.code == "withdrawals_unavailable"
+    finally:
+        await closed.close()
+    await desk.withdrawals.cancel(AUDIT, user, made.id or 0)
+    payout = Payouts(
+        db,
+        desk.desks.ledger,
+        desk.desks.trading,
+        desk.withdrawals.hub,
+        "ethereum",
+        keyless.evm["ethereum"],
+        keyless,
+        EvmRpc(eth.url),
+        None,
+    )
+    try:
+        await payout.step()
+    finally:
+        await payout.rpc.close()
+    assert (await row(db, made.id)).refunded_at is not None
+    assert await balance_of(db, user, "USDT") == 50_000_000
     await assert_clean(db)
 
 
@@ -598,4 +649,112 @@ async def test_an_authorisation_the_vault_already_used_is_never_returned(desk: D
     assert await balance_of(db, user, "USDT") == 30_000_000
     assert eth.usdt_of(wallet.address) == 19 * 10**6
     assert await system(db, custody_source("ethereum")) == 19_000_000
+    await assert_clean(db)
+
+
+# --- lost receipts and lost nonces: paid once, never returned when paid -----------------------
+
+
+@pytest.fixture
+def relay(chains: dict[str, Chain]) -> Iterator[NodeRelay]:
+    node = NodeRelay(chains["ethereum"].url)
+    node.start()
+    yield node
+    node.stop()
+
+
+def relayed(desk: Desk, relay: NodeRelay) -> Payouts:
+    """Ethereum's payouts reading the node through ``relay``."""
+    settings = chains_settings(desk.chains)
+    return Payouts(
+        desk.desks.db,
+        desk.desks.ledger,
+        desk.desks.trading,
+        desk.withdrawals.hub,
+        "ethereum",
+        settings.evm["ethereum"],
+        settings,
+        EvmRpc(relay.url),
+        desk.chains["ethereum"].operator.key.hex(),
+        requested_grace=timedelta(0),
+    )
+
+
+async def test_a_paid_withdrawal_whose_receipt_is_not_seen_is_never_returned(
+    desk: Desk, relay: NodeRelay
+) -> None:
+    db, eth = desk.desks.db, desk.chains["ethereum"]
+    (user,) = await make_users(db, 1)
+    wallet: LocalAccount = Account.create()
+    await credit(desk.desks, user, "USDT", 50_000_000)
+    eth.fund_vault(100)
+    payout = relayed(desk, relay)
+    try:
+        made = await withdraw(desk, user, wallet, "ethereum", "20")
+        await payout.step()  # sent, and mined at once (automine): the vault paid
+        assert eth.usdt_of(wallet.address) == 19 * 10**6
+        relay.hide_receipts = True  # the provider's node is behind: no receipt to be seen
+        eth.mine(CONFIRMATIONS)
+        await payout.step()
+        paid = await row(db, made.id)
+        assert (paid.status, paid.refunded_at) == (WithdrawalStatus.CONFIRMED.value, None)
+        with pytest.raises(DomainError) as caught:
+            await desk.withdrawals.cancel(AUDIT, user, made.id or 0)
+        assert caught.value.code == "withdrawal_not_cancellable"
+        await payout.step()
+    finally:
+        await payout.tx.rpc.close()
+    assert await balance_of(db, user, "USDT") == 30_000_000  # debited once, returned never
+    assert eth.usdt_of(wallet.address) == 19 * 10**6
+    assert await system(db, custody_source("ethereum")) == 19_000_000
+    await assert_clean(db)
+
+
+async def test_a_withdrawal_whose_nonce_another_transaction_took_is_sent_again(
+    desk: Desk,
+) -> None:
+    """The operator's key used elsewhere: its nonce is gone, the vault did not pay; the
+    withdrawal goes out again with the next nonce, and pays once."""
+    db, eth = desk.desks.db, desk.chains["ethereum"]
+    (user,) = await make_users(db, 1)
+    wallet: LocalAccount = Account.create()
+    await credit(desk.desks, user, "USDT", 50_000_000)
+    eth.fund_vault(100)
+    rpc(eth.w3, "evm_setAutomine", False)
+    made = await withdraw(desk, user, wallet, "ethereum", "20")
+    await desk.pay()
+    first = await row(db, made.id)
+    assert first.status == WithdrawalStatus.SENT.value
+    async with db.reads() as session:
+        (sent,) = await session.exec(select(ChainTx).where(col(ChainTx.withdrawal_id) == made.id))
+    # Elsewhere, the same key sends something else with that nonce and a far higher fee.
+    other = eth.operator.sign_transaction(
+        {
+            "type": 2,
+            "chainId": 1,
+            "nonce": sent.nonce,
+            "to": eth.admin,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": int(sent.max_fee) * 4,
+            "maxPriorityFeePerGas": int(sent.priority_fee) * 4,
+        }
+    )
+    eth.w3.eth.send_raw_transaction(other.raw_transaction)
+    eth.mine(1)
+    assert eth.usdt_of(wallet.address) == 0  # ours was pushed out of the pool
+    await desk.payouts["ethereum"]._follow_sent()  # back to the queue...
+    assert (await row(db, made.id)).status == WithdrawalStatus.QUEUED.value
+    with pytest.raises(DomainError) as caught:  # ...but it was sent once: not the user's now
+        await desk.withdrawals.cancel(AUDIT, user, made.id or 0)
+    assert caught.value.code == "withdrawal_not_cancellable"
+    await desk.pay()  # ...and out again
+    resent = await row(db, made.id)
+    assert resent.status == WithdrawalStatus.SENT.value and resent.tx_hash != first.tx_hash
+    rpc(eth.w3, "evm_setAutomine", True)
+    eth.mine(CONFIRMATIONS)
+    await desk.pay()
+    assert (await row(db, made.id)).status == WithdrawalStatus.CONFIRMED.value
+    assert eth.usdt_of(wallet.address) == 19 * 10**6
+    assert await balance_of(db, user, "USDT") == 30_000_000
     await assert_clean(db)

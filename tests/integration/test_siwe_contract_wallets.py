@@ -15,11 +15,8 @@ refuses as before; a node that is down answers 503 ``siwe_unverifiable`` and spe
 from __future__ import annotations
 
 import json
-import threading
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,57 +26,13 @@ from web3 import HTTPProvider, Web3
 
 from backend.chains.rpc import ERC1271_MAGIC
 from backend.testing.anvil import Anvil, find_anvil, start_anvil
+from tests.chain_helpers import NodeRelay
 from tests.helpers import RunningServer, Server, make_settings, require, signed_in, with_backend
 from tests.wallet_helpers import EthWallet, siwe_text
 
 ARTIFACT = Path(__file__).resolve().parents[2] / "contracts/evm/artifacts/TestSmartWallet.json"
 # What a wallet built wrong answers for a valid signature: not EIP-1271's magic value.
 WRONG_ANSWER = bytes.fromhex("deadbeef")
-
-
-class RecordingNode:
-    """A JSON-RPC relay to anvil on a fixed loopback port: notes the methods asked, and stops
-    (connections refused, as from a node that is down) and starts again on the same port."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
-        self.methods: list[str] = []
-        self.port = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        node = self
-
-        class Relay(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                node.methods.append(json.loads(body)["method"])
-                request = urllib.request.Request(  # noqa: S310  # anvil on loopback
-                    node.upstream, data=body, headers={"Content-Type": "application/json"}
-                )
-                with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
-                    reply = answer.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Relay)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +46,8 @@ def anvil() -> Iterator[Anvil]:
 
 
 @pytest.fixture(scope="module")
-def relay(anvil: Anvil) -> Iterator[RecordingNode]:
-    node = RecordingNode(anvil.url)
+def relay(anvil: Anvil) -> Iterator[NodeRelay]:
+    node = NodeRelay(anvil.url)
     node.start()
     try:
         yield node
@@ -104,7 +57,7 @@ def relay(anvil: Anvil) -> Iterator[RecordingNode]:
 
 @pytest.fixture(scope="module")
 async def server(
-    backend: dict[str, Any], relay: RecordingNode, tmp_path_factory: pytest.TempPathFactory
+    backend: dict[str, Any], relay: NodeRelay, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Server]:
     # Ethereum has a node; BNB Chain (56), also a chain a SIWE message may name, has none.
     chains = {"evm": {"ethereum": {"chain_id": 1, "rpc_url": relay.url}}}
@@ -114,7 +67,7 @@ async def server(
 
 
 @pytest.fixture
-async def client(server: Server, relay: RecordingNode) -> AsyncIterator[httpx.AsyncClient]:
+async def client(server: Server, relay: NodeRelay) -> AsyncIterator[httpx.AsyncClient]:
     relay.methods.clear()
     async with server.client() as http:
         yield http
@@ -150,7 +103,7 @@ async def refused(
 
 
 async def test_a_contract_wallet_links_and_signs_in_with_its_owners_signature(
-    client: httpx.AsyncClient, anvil: Anvil, relay: RecordingNode, telegram_id: int
+    client: httpx.AsyncClient, anvil: Anvil, relay: NodeRelay, telegram_id: int
 ) -> None:
     user, auth = await signed_in(client, telegram_id)
     owner = EthWallet()
@@ -159,18 +112,20 @@ async def test_a_contract_wallet_links_and_signs_in_with_its_owners_signature(
         "/api/wallets/link", json=await siwe_proof(client, wallet, owner), headers=auth
     )
     assert linked.status_code == 201, linked.text
-    assert (linked.json()["kind"], linked.json()["address"]) == ("siwe", wallet)
+    # Bound to the chain that vouched for it (CAIP-10): the same address on another chain may
+    # be someone else's contract.
+    assert (linked.json()["kind"], linked.json()["address"]) == ("siwe", f"eip155:1:{wallet}")
     assert relay.methods == ["eth_getCode", "eth_call"]
     signed = await client.post("/api/auth/wallet", json=await siwe_proof(client, wallet, owner))
     assert signed.status_code == 200, signed.text
     assert signed.json()["user"]["id"] == user["id"]
     # The owner's key is not the wallet: the owner's own address is not linked by it.
     mine = [w["address"] for w in (await client.get("/api/wallets", headers=auth)).json()]
-    assert mine == [wallet]
+    assert mine == [f"eip155:1:{wallet}"]
 
 
 async def test_what_the_contract_does_not_vouch_for_is_refused(
-    client: httpx.AsyncClient, anvil: Anvil, relay: RecordingNode, telegram_id: int
+    client: httpx.AsyncClient, anvil: Anvil, relay: NodeRelay, telegram_id: int
 ) -> None:
     _, auth = await signed_in(client, telegram_id)
     owner = EthWallet()
@@ -186,7 +141,7 @@ async def test_what_the_contract_does_not_vouch_for_is_refused(
 
 
 async def test_an_accounts_own_signature_never_asks_the_node(
-    client: httpx.AsyncClient, relay: RecordingNode, telegram_id: int
+    client: httpx.AsyncClient, relay: NodeRelay, telegram_id: int
 ) -> None:
     _, auth = await signed_in(client, telegram_id)
     account = EthWallet()
@@ -203,7 +158,7 @@ async def test_an_accounts_own_signature_never_asks_the_node(
 
 
 async def test_a_chain_without_a_node_refuses_contract_wallets_as_before(
-    client: httpx.AsyncClient, anvil: Anvil, relay: RecordingNode, telegram_id: int
+    client: httpx.AsyncClient, anvil: Anvil, relay: NodeRelay, telegram_id: int
 ) -> None:
     _, auth = await signed_in(client, telegram_id)
     owner = EthWallet()
@@ -213,7 +168,7 @@ async def test_a_chain_without_a_node_refuses_contract_wallets_as_before(
 
 
 async def test_a_node_that_is_down_answers_503_and_spends_nothing(
-    client: httpx.AsyncClient, anvil: Anvil, relay: RecordingNode, telegram_id: int
+    client: httpx.AsyncClient, anvil: Anvil, relay: NodeRelay, telegram_id: int
 ) -> None:
     _, auth = await signed_in(client, telegram_id)
     owner = EthWallet()
@@ -231,4 +186,18 @@ async def test_a_node_that_is_down_answers_503_and_spends_nothing(
     # The challenge was not spent: the same proof passes once the node answers.
     again = await client.post("/api/wallets/link", json=body, headers=auth)
     assert again.status_code == 201, again.text
-    assert again.json()["address"] == body["address"]
+    assert again.json()["address"] == f"eip155:1:{body['address']}"
+
+
+async def test_a_made_up_challenge_costs_the_node_nothing(
+    client: httpx.AsyncClient, anvil: Anvil, relay: NodeRelay, telegram_id: int
+) -> None:
+    _, auth = await signed_in(client, telegram_id)
+    owner = EthWallet()
+    wallet = deploy(anvil, owner)
+    body = await siwe_proof(client, wallet, owner)
+    forged = body["message"].replace("Nonce: ", "Nonce: 0")
+    body = {**body, "message": forged, "signature": owner.sign(forged)}
+    relay.methods.clear()
+    assert await refused(client, auth, body) == (401, "siwe_unknown_challenge")
+    assert relay.methods == []
