@@ -13,10 +13,12 @@ Each pass, in this order:
    is replaced with higher fees; one the node forgot is broadcast again;
 4. queued ones are sent, oldest first, after a dry run (``eth_call``) that turns a refusal the
    vault would give into ``failed`` with its reason, without spending gas;
-5. every ``sweep_seconds``, the deposit addresses users were shown are read, and those holding
-   at least a minimum deposit are swept into the vault (``Vault.sweep``: it deploys the
-   forwarder the first time), whose ``Deposited`` events the deposit watcher then credits.
-   Sweeps are the operator's transactions too, followed and replaced like withdrawals.
+5. deposit addresses are swept into the vault (``sweeps.py``).
+
+Whether a sent withdrawal was paid is finally the vault's word: when its receipts do not show
+(a provider a block behind) or its transaction reverted, ``nonces(wallet)`` past the row's nonce
+means one of its transactions paid it (only this row holds that nonce of that wallet), and it
+is confirmed, never returned.  Once sent, a withdrawal is no longer the user's to cancel.
 
 Withdrawals and sweeps share this one task per chain, so the operator's nonces are allocated
 by one hand.
@@ -33,16 +35,14 @@ from eth_account import Account
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from backend.chains.deposit_models import DepositAddress
 from backend.chains.deposits import custody_source
-from backend.chains.evm import NATIVE_DECIMALS, chain_user_id
 from backend.chains.rpc import EvmRpc, RpcError
+from backend.chains.sweeps import Sweeper
 from backend.chains.txmanager import FeeTooHigh, TxManager
 from backend.chains.vault import (
     WITHDRAW_GAS,
     decode_uint,
     nonces_call,
-    sweep_call,
     withdraw_call,
 )
 from backend.chains.withdrawal_models import (
@@ -71,8 +71,6 @@ FEES = "withdrawal_fees"
 # A ``requested`` row this old has had its debit answered or dropped (the books time a request
 # out well before): what the ledger says about it is final.
 REQUESTED_GRACE = timedelta(seconds=60)
-# Deposit addresses read per pass (their balances in parallel): a pass stays short.
-SWEEP_PAGE = 100
 # How long a ``refused`` request is watched for a debit that committed late.
 LATE_DEBIT_WINDOW = timedelta(days=1)
 # A queued withdrawal whose authorisation ends sooner than this is not sent: it could expire in
@@ -106,18 +104,8 @@ class Payouts:
         self.rpc = rpc
         self._tx = TxManager(chain, settings.chain_id, rpc, key, chains) if key else None
         self.requested_grace = requested_grace
-        self.sweep_seconds = chains.sweep_seconds
-        self._swept_at = 0.0
-        self._sweep_after = 0
-        """The user id the current round of sweeping has reached (0: no round under way)."""
-        usdt = ASSETS["USDT"]
-        native = ASSETS[settings.native_asset]
-        # The least worth sweeping, in each token's own units: the minimum deposit.
-        self._sweep_usdt = usdt.to_units(settings.min_deposit) * 10 ** (
-            settings.usdt_decimals - usdt.scale
-        )
-        self._sweep_native = native.to_units(settings.min_native_deposit) * 10 ** (
-            NATIVE_DECIMALS - native.scale
+        self.sweeper = (
+            Sweeper(db, chain, settings, self._tx, chains.sweep_seconds) if self._tx else None
         )
 
     @property
@@ -145,9 +133,8 @@ class Payouts:
             return
         await self._follow_sent()
         await self._send_queued()
-        await self._follow_sweeps()
-        if self._sweep_after > 0 or time.monotonic() - self._swept_at >= self.sweep_seconds:
-            await self._sweep()
+        assert self.sweeper is not None
+        await self.sweeper.step()
 
     async def _rows(self, *statuses: WithdrawalStatus) -> list[ChainWithdrawal]:
         async with self.db.reads() as session:
@@ -515,128 +502,6 @@ class Payouts:
             stored.updated_at = utcnow()
             uow.session.add(stored)
             return stored
-
-    # 5. Sweeps -------------------------------------------------------------------------------
-
-    async def _sweep(self) -> None:
-        """One page of the current round: ``SWEEP_PAGE`` addresses, their balances read at
-        once; a round ends when the last page is read, and the next starts ``sweep_seconds``
-        later.  Paged so that a pass stays short however many addresses there are: the same
-        task sends and follows withdrawals."""
-        async with self.db.reads() as session:
-            page = list(
-                (
-                    await session.exec(
-                        select(DepositAddress)
-                        .where(
-                            col(DepositAddress.chain) == self.chain,
-                            col(DepositAddress.user_id) > self._sweep_after,
-                        )
-                        .order_by(col(DepositAddress.user_id))
-                        .limit(SWEEP_PAGE)
-                    )
-                ).all()
-            )
-            pending = set(
-                (
-                    await session.exec(
-                        select(ChainTx.sweep_user_id).where(
-                            col(ChainTx.chain) == self.chain,
-                            col(ChainTx.sweep_user_id).is_not(None),
-                            col(ChainTx.status) == TxStatus.PENDING.value,
-                        )
-                    )
-                ).all()
-            )
-        if len(page) < SWEEP_PAGE:
-            self._sweep_after, self._swept_at = 0, time.monotonic()
-        else:
-            self._sweep_after = page[-1].user_id
-        waiting = [address for address in page if address.user_id not in pending]
-        usdt = self.settings.usdt
-        rpc = self.tx.rpc
-        tokens = await asyncio.gather(
-            *(rpc.token_balance(usdt, a.address) for a in waiting if usdt)
-        )
-        coins = await asyncio.gather(*(rpc.native_balance(a.address) for a in waiting))
-        for index, address in enumerate(waiting):
-            sweep = [usdt] if usdt and tokens[index] >= self._sweep_usdt else []
-            if sweep or coins[index] >= self._sweep_native:
-                await self._send_sweep(address, sweep)
-
-    async def _send_sweep(self, address: DepositAddress, tokens: list[str]) -> None:
-        data = sweep_call(chain_user_id(address.user_id), tokens)
-        gas = await self.tx.estimate(self.settings.vault, data)
-        fees = await self.tx.fees()
-        async with unit_of_work(self.db) as uow:
-            nonce = await self.tx.next_nonce(uow.session)
-            try:
-                signed = self.tx.sign(nonce, self.settings.vault, data, gas, fees)
-            except FeeTooHigh as exc:
-                log.warning("sweep_waits_for_fees", user=address.user_id, reason=str(exc))
-                return
-            uow.session.add(self.tx.record(signed, sweep_user_id=address.user_id))
-            stored = await uow.session.get(DepositAddress, (address.chain, address.user_id))
-            if stored is not None:
-                stored.swept_at = utcnow()
-                uow.session.add(stored)
-        log.info("deposit_address_swept", chain=self.chain, user=address.user_id, tx=signed.tx_hash)
-        try:
-            await self.tx.broadcast(signed.raw)
-        except RpcError as exc:
-            log.warning("sweep_broadcast_failed", user=address.user_id, error=str(exc))
-
-    async def _follow_sweeps(self) -> None:
-        """Pending sweeps: mined (one of a nonce's transactions has a receipt), replaced when
-        stuck, broadcast again when the node forgot them.  Reverted or dropped ones just end:
-        the next look at the address sweeps what is still there."""
-        async with self.db.reads() as session:
-            sent = list(
-                (
-                    await session.exec(
-                        select(ChainTx)
-                        .where(
-                            col(ChainTx.chain) == self.chain,
-                            col(ChainTx.sweep_user_id).is_not(None),
-                            col(ChainTx.status) == TxStatus.PENDING.value,
-                        )
-                        .order_by(col(ChainTx.id))
-                    )
-                ).all()
-            )
-        by_nonce: dict[int, list[ChainTx]] = {}
-        for tx in sent:
-            by_nonce.setdefault(tx.nonce, []).append(tx)
-        for attempts in by_nonce.values():
-            mined = None
-            for attempt in attempts:
-                if await self.tx.receipt(attempt.tx_hash) is not None:
-                    mined = attempt
-            last = attempts[-1]
-            if mined is None and await self.tx.mined_nonce() <= last.nonce:
-                if time.time() - last.created_at.timestamp() >= self.tx.stuck_seconds:
-                    await self._replace_sweep(last)
-                elif not await self.tx.known(last.tx_hash):
-                    await self.tx.broadcast(last.raw)
-                continue
-            async with unit_of_work(self.db) as uow:
-                for attempt in attempts:
-                    stored = await uow.session.get(ChainTx, attempt.id)
-                    assert stored is not None
-                    state = TxStatus.MINED if stored.id == getattr(mined, "id", None) else None
-                    stored.status = (state or TxStatus.REPLACED).value
-                    uow.session.add(stored)
-
-    async def _replace_sweep(self, last: ChainTx) -> None:
-        try:
-            signed = await self.tx.replacement(last, self.settings.vault)
-        except FeeTooHigh as exc:
-            log.warning("sweep_replacement_waits", tx=last.tx_hash, reason=str(exc))
-            return
-        async with unit_of_work(self.db) as uow:
-            uow.session.add(self.tx.record(signed, sweep_user_id=last.sweep_user_id))
-        log.info("sweep_replaced", old=last.tx_hash, new=signed.tx_hash)
-        await self.tx.broadcast(signed.raw)
 
 
 async def pay_chains(

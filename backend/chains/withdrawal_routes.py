@@ -77,6 +77,11 @@ class WithdrawalView(msgspec.Struct):
     error: str | None
     tx_hash: str | None
     block_number: int | None
+    confirmations: int
+    """Blocks on top of the paying transaction's, its own included, as far as the chain has
+    been read; 0 before it is in a block."""
+    required: int
+    """Confirmations before it counts as paid."""
     refunded: bool
     """Ended unpaid and the amount is back in the balance."""
     created_at: datetime
@@ -86,9 +91,22 @@ class WithdrawalView(msgspec.Struct):
     """Admin views only."""
 
     @classmethod
-    def of(cls, row: ChainWithdrawal, *, admin: bool = False) -> WithdrawalView:
+    def of(
+        cls,
+        row: ChainWithdrawal,
+        *,
+        required: int,
+        head: int | None = None,
+        admin: bool = False,
+    ) -> WithdrawalView:
+        """``head``: the chain's block read last (None: not known here)."""
         asset = ASSETS[row.asset]
         assert row.id is not None
+        seen = 0
+        if row.block_number is not None and head is not None:
+            seen = max(0, head - row.block_number + 1)
+        if row.status == "confirmed":
+            seen = max(seen, required)
         return cls(
             id=row.id,
             chain=row.chain,
@@ -101,6 +119,8 @@ class WithdrawalView(msgspec.Struct):
             error=row.error,
             tx_hash=row.tx_hash,
             block_number=row.block_number,
+            confirmations=seen,
+            required=required,
             refunded=row.refunded_at is not None,
             created_at=row.created_at,
             sent_at=row.sent_at,
@@ -159,7 +179,7 @@ class WithdrawalsController(Controller):
         row = await withdrawals.request(
             audit, _user_id(request), draft, data.deadline, data.signature
         )
-        return WithdrawalView.of(row)
+        return WithdrawalView.of(row, required=withdrawals.required(row.chain))
 
     @get()
     async def mine(
@@ -170,7 +190,13 @@ class WithdrawalsController(Controller):
     ) -> list[WithdrawalView]:
         """My withdrawals, newest first."""
         rows = await withdrawals.mine(uow.session, _user_id(request))
-        return [WithdrawalView.of(row) for row in rows]
+        heads = await withdrawals.heads(uow.session)
+        return [
+            WithdrawalView.of(
+                row, required=withdrawals.required(row.chain), head=heads.get(row.chain)
+            )
+            for row in rows
+        ]
 
     @delete("/{withdrawal_id:int}", status_code=200, responses=errors(404, 409))
     async def cancel(
@@ -182,7 +208,7 @@ class WithdrawalsController(Controller):
     ) -> WithdrawalView:
         """Cancel a withdrawal not sent yet; its amount comes back to the balance shortly."""
         row = await withdrawals.cancel(audit, _user_id(request), withdrawal_id)
-        return WithdrawalView.of(row)
+        return WithdrawalView.of(row, required=withdrawals.required(row.chain))
 
 
 class WithdrawalsAdminController(Controller):
@@ -196,7 +222,10 @@ class WithdrawalsAdminController(Controller):
     ) -> list[WithdrawalView]:
         """Withdrawals waiting for approval, oldest first (admins only)."""
         rows = await withdrawals.awaiting(uow.session)
-        return [WithdrawalView.of(row, admin=True) for row in rows]
+        return [
+            WithdrawalView.of(row, required=withdrawals.required(row.chain), admin=True)
+            for row in rows
+        ]
 
     @post("/{withdrawal_id:int}/approve", status_code=200, responses=errors(404, 409))
     async def approve(
@@ -206,7 +235,8 @@ class WithdrawalsAdminController(Controller):
         withdrawals: NamedDependency[Withdrawals],
     ) -> WithdrawalView:
         """Send it (admins only; audited)."""
-        return WithdrawalView.of(await withdrawals.approve(audit, withdrawal_id), admin=True)
+        row = await withdrawals.approve(audit, withdrawal_id)
+        return WithdrawalView.of(row, required=withdrawals.required(row.chain), admin=True)
 
     @post("/{withdrawal_id:int}/reject", status_code=200, responses=errors(404, 409))
     async def reject(
@@ -216,4 +246,5 @@ class WithdrawalsAdminController(Controller):
         withdrawals: NamedDependency[Withdrawals],
     ) -> WithdrawalView:
         """Refuse it: the amount goes back to the user (admins only; audited)."""
-        return WithdrawalView.of(await withdrawals.reject(audit, withdrawal_id), admin=True)
+        row = await withdrawals.reject(audit, withdrawal_id)
+        return WithdrawalView.of(row, required=withdrawals.required(row.chain), admin=True)

@@ -32,6 +32,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from backend.audit.service import AuditContext, record
+from backend.chains.deposit_models import ChainCursor
 from backend.chains.deposit_queries import UnknownChain, UnknownDepositAsset
 from backend.chains.evm import NATIVE, NATIVE_DECIMALS
 from backend.chains.rpc import EvmRpc, RpcError
@@ -425,6 +426,15 @@ class Withdrawals:
             .limit(PAGE)
         )
         return list(rows.all())
+
+    async def heads(self, session: AsyncSession) -> dict[str, int]:
+        """How far each chain has been read (the deposit watcher's cursor): what a sent
+        withdrawal's confirmations are counted to, without asking a node."""
+        return {row.chain: row.block_number for row in await session.exec(select(ChainCursor))}
+
+    def required(self, chain: str) -> int:
+        found = self.settings.evm.get(chain)
+        return found.confirmations if found else 0
 
     async def cancel(
         self, audit: AuditContext, user_id: int, withdrawal_id: int

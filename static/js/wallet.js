@@ -9,7 +9,7 @@ import { loadChains, loadHistory, wireDeposits } from "./wallet/deposit.js?v=d5c
 import { declined, hasProvider, linkEvm, NO_PROVIDER } from "./wallet/evm.js?v=c60768ce3e51";
 import { kindLabel, shortAddress } from "./wallet/format.js?v=40031651f837";
 import { linkTon } from "./wallet/ton.js?v=3fd4231adaf7";
-import { mountWithdrawals } from "./wallet/withdraw.js?v=8aa6fd577378";
+import { mountWithdrawals } from "./wallet/withdraw.js?v=56935dab0128";
 
 // A balance event per asset, and a deposit credit brings one: refetch once after the burst.
 const REFRESH_DELAY_MS = 300;

@@ -382,11 +382,13 @@ async def test_a_signed_quote_is_debited_paid_and_announced(
             "address": wallet.address,
         }
         assert row["refunded"] is False and row["user_id"] is None
+        assert (row["confirmations"], row["required"]) == (0, CONFIRMATIONS)
         assert await available(client, auth) == FAUCET_USDT - 30  # debited at once
         assert [w["id"] for w in await listed(client, auth)] == [row["id"]]
 
         paid = await reaches(client, auth, row["id"], "confirmed", eth)
         assert paid["tx_hash"] and paid["block_number"] and paid["confirmed_at"]
+        assert paid["confirmations"] >= paid["required"] == CONFIRMATIONS
         assert eth.usdt_of(wallet.address) == 29 * 10**6
         assert eth.nonce_of(wallet.address) == 1
         assert await available(client, auth) == FAUCET_USDT - 30  # debited once

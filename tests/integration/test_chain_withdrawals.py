@@ -608,7 +608,8 @@ async def test_funds_sent_to_a_deposit_address_are_swept_and_credited(desk: Desk
         await watcher.rpc.close()
     assert await balance_of(db, rich, "USDT") == 40_000_000
     assert await balance_of(db, rich, "BNB") == 10**8
-    payout._swept_at = 0.0
+    assert payout.sweeper is not None
+    payout.sweeper._round_at = 0.0  # the next round is due now
     await payout.step()  # mined: the sweep ends; nothing left to sweep
     async with db.reads() as session:
         statuses = [tx.status for tx in (await session.exec(select(ChainTx))).all()]

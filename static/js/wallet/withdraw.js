@@ -207,8 +207,9 @@ export function mountWithdrawals({ available, confirm }) {
   /** Where it stands beyond its status: confirmations to come, when it arrived, how it ended. */
   function progress(w) {
     if (w.status === "sent") {
-      const needed = chains.find((c) => c.chain === w.chain)?.confirmations;
-      return needed ? `confirming: ${needed} blocks` : "confirming";
+      const needed = w.required ?? chains.find((c) => c.chain === w.chain)?.confirmations;
+      if (!needed) return "confirming";
+      return `confirming: ${Math.min(w.confirmations ?? 0, needed)}/${needed} blocks`;
     }
     if (w.status === "confirmed") return w.confirmed_at ? `arrived ${when(w.confirmed_at)}` : "arrived";
     return withdrawalOutcome(w) || when(w.created_at);
