@@ -36,6 +36,15 @@ def test_compose_file_is_valid_and_wires_the_stack() -> None:
     assert "APP_ENV: production" in result.stdout
 
 
+def test_the_chains_settings_reach_the_app() -> None:
+    vault = "0x" + "ab" * 20
+    env = {"AUTH_JWT_SECRET": "x" * 40, "CHAINS_EVM__BNB__VAULT": vault}
+    result = compose("config", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"CHAINS_EVM__BNB__VAULT: '{vault}'" in result.stdout
+    assert "CHAINS_OPERATOR_KEY: ''" in result.stdout  # empty unless given: never in the file
+
+
 def test_compose_refuses_to_run_without_a_jwt_secret() -> None:
     result = compose("config", "-q", env={})
     assert result.returncode != 0
