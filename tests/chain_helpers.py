@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 from web3.types import RPCEndpoint
+
+from backend.testing.anvil import Anvil, start_anvil
 
 EVM = Path(__file__).resolve().parents[1] / "contracts" / "evm"
 FORWARDER = EVM / "artifacts" / "DepositForwarder.json"
@@ -26,6 +30,35 @@ def rpc(w3: Web3, method: str, *params: Any) -> Any:
     answer = w3.provider.make_request(RPCEndpoint(method), list(params))
     assert "error" not in answer, answer
     return answer["result"]
+
+
+class Node:
+    """A running anvil and the snapshot each test starts from."""
+
+    def __init__(self, anvil: Anvil) -> None:
+        self.anvil = anvil
+        self.url = anvil.url
+        self._snapshot = str(rpc(Web3(HTTPProvider(anvil.url)), "evm_snapshot"))
+
+    def fresh(self) -> Web3:
+        """The node as it was when started (the snapshot reverted, and taken again)."""
+        w3 = Web3(HTTPProvider(self.url))
+        assert rpc(w3, "evm_revert", self._snapshot) is True
+        self._snapshot = str(rpc(w3, "evm_snapshot"))
+        return w3
+
+
+@contextmanager
+def running_nodes(chain_ids: Mapping[str, int]) -> Iterator[dict[str, Node]]:
+    """An anvil per chain name, with that chain id, stopped when the block ends."""
+    started: dict[str, Node] = {}
+    try:
+        for name, chain_id in chain_ids.items():
+            started[name] = Node(start_anvil(chain_id))
+        yield started
+    finally:
+        for node in started.values():
+            node.anvil.stop()
 
 
 def deploy_contract(w3: Web3, artifact: str, deployer: ChecksumAddress, *args: Any) -> Contract:

@@ -31,10 +31,10 @@ from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 
 from backend.ledger.assets import ASSETS
-from backend.testing.anvil import Anvil, find_anvil, start_anvil
+from backend.testing.anvil import find_anvil
 from backend.trading.service import Trading
 from backend.users.models import Role
-from tests.chain_helpers import deploy_contract, rpc
+from tests.chain_helpers import Node, deploy_contract, rpc, running_nodes
 from tests.chain_helpers import sign_withdrawal as sign
 from tests.helpers import (
     BACKENDS,
@@ -93,16 +93,10 @@ def _needs_anvil() -> None:
 
 
 @pytest.fixture(scope="module")
-def anvils() -> Iterator[dict[str, Anvil]]:
+def anvils() -> Iterator[dict[str, Node]]:
     require("anvil", find_anvil() is not None, "run npm ci --prefix contracts/evm")
-    started: dict[str, Anvil] = {}
-    try:
-        for name, (chain_id, _) in CHAINS.items():
-            started[name] = start_anvil(chain_id)
-        yield started
-    finally:
-        for node in started.values():
-            node.stop()
+    with running_nodes({name: chain_id for name, (chain_id, _) in CHAINS.items()}) as nodes:
+        yield nodes
 
 
 @dataclass
@@ -145,7 +139,7 @@ class Chain:
         }
 
 
-def deploy(node: Anvil, name: str, operator: LocalAccount) -> Chain:
+def deploy(node: Node, name: str, operator: LocalAccount) -> Chain:
     """A vault and a token of their own on the module's node: each server its own."""
     w3 = Web3(HTTPProvider(node.url))
     admin: ChecksumAddress = w3.eth.accounts[0]
@@ -157,7 +151,7 @@ def deploy(node: Anvil, name: str, operator: LocalAccount) -> Chain:
     return Chain(name, w3, node.url, vault, usdt, decimals, admin)
 
 
-def deploy_all(anvils: dict[str, Anvil]) -> tuple[dict[str, Chain], dict[str, Any]]:
+def deploy_all(anvils: dict[str, Node]) -> tuple[dict[str, Chain], dict[str, Any]]:
     """Both chains, one operator for both vaults; and the settings' ``chains`` group."""
     operator: LocalAccount = Account.create()
     chains = {name: deploy(anvils[name], name, operator) for name in CHAINS}
@@ -206,7 +200,7 @@ def world_redis(request: pytest.FixtureRequest) -> dict[str, Any] | None:
 @pytest.fixture(scope="module")
 async def world(
     world_redis: dict[str, Any] | None,
-    anvils: dict[str, Anvil],
+    anvils: dict[str, Node],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[World]:
     """One server per backend, paying on both chains (vaults of its own)."""
@@ -835,7 +829,7 @@ async def test_every_route_wants_a_session_and_a_chain_that_cannot_pay_says_so(
 
 
 async def test_a_withdrawal_through_the_instance_without_the_books(
-    anvils: dict[str, Anvil],
+    anvils: dict[str, Node],
     redis_url: str,
     tmp_path: Path,
     new_telegram_id: Callable[[], int],

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from eth_typing import ChecksumAddress
 from sqlmodel import col, select
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 
 from backend.chains.deposit_models import ChainCursor, ChainDeposit, DepositStatus
@@ -39,8 +39,8 @@ from backend.config import ChainsSettings, EvmChainSettings
 from backend.db.engine import Database
 from backend.ledger.domain import system_account
 from backend.ledger.verify import verify
-from backend.testing.anvil import Anvil, find_anvil, start_anvil
-from tests.chain_helpers import FORWARDER, deploy_contract, rpc
+from backend.testing.anvil import find_anvil
+from tests.chain_helpers import FORWARDER, Node, deploy_contract, rpc, running_nodes
 from tests.helpers import BACKENDS, open_database, require
 from tests.helpers import counters as accounts
 from tests.trading_helpers import Desks, balance_of, make_users, posted, running
@@ -55,17 +55,9 @@ def _needs_anvil() -> None:
 
 
 @pytest.fixture(scope="module")
-def anvils() -> Iterator[dict[str, tuple[Anvil, list[str]]]]:
-    started: dict[str, tuple[Anvil, list[str]]] = {}
-    try:
-        for name, (chain_id, _) in CHAINS.items():
-            node = start_anvil(chain_id)
-            w3 = Web3(HTTPProvider(node.url))
-            started[name] = (node, [str(rpc(w3, "evm_snapshot"))])
-        yield started
-    finally:
-        for node, _ in started.values():
-            node.stop()
+def anvils() -> Iterator[dict[str, Node]]:
+    with running_nodes({name: chain_id for name, (chain_id, _) in CHAINS.items()}) as nodes:
+        yield nodes
 
 
 @dataclass
@@ -111,11 +103,9 @@ class Chain:
         )
 
 
-def deploy(anvils: dict[str, tuple[Anvil, list[str]]], name: str) -> Chain:
-    node, snapshot = anvils[name]
-    w3 = Web3(HTTPProvider(node.url))
-    assert rpc(w3, "evm_revert", snapshot[0]) is True
-    snapshot[0] = str(rpc(w3, "evm_snapshot"))
+def deploy(anvils: dict[str, Node], name: str) -> Chain:
+    node = anvils[name]
+    w3 = node.fresh()
     people: list[ChecksumAddress] = list(w3.eth.accounts)  # typed as a 1-tuple by web3
     admin, operator, sender = people[0], people[1], people[2]
 
@@ -126,7 +116,7 @@ def deploy(anvils: dict[str, tuple[Anvil, list[str]]], name: str) -> Chain:
 
 
 @pytest.fixture
-def chains(anvils: dict[str, tuple[Anvil, list[str]]]) -> dict[str, Chain]:
+def chains(anvils: dict[str, Node]) -> dict[str, Chain]:
     return {name: deploy(anvils, name) for name in CHAINS}
 
 

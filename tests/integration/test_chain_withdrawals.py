@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from sqlmodel import col, select
-from web3 import HTTPProvider, Web3
+from web3 import Web3
 from web3.contract import Contract
 
 from backend.audit.service import AuditContext
@@ -42,10 +42,10 @@ from backend.hub.hub import Hub
 from backend.ledger.domain import system_account
 from backend.ledger.verify import verify
 from backend.notify.models import Notification
-from backend.testing.anvil import Anvil, find_anvil, start_anvil
+from backend.testing.anvil import find_anvil
 from backend.trading.commands import WITHDRAWING, Deposit, Withdraw
 from backend.trading.router import TradingRouter
-from tests.chain_helpers import FORWARDER, NodeRelay, deploy_contract, rpc
+from tests.chain_helpers import FORWARDER, Node, NodeRelay, deploy_contract, rpc, running_nodes
 from tests.chain_helpers import sign_withdrawal as sign
 from tests.helpers import BACKENDS, open_database, require
 from tests.helpers import counters as accounts
@@ -62,16 +62,9 @@ def _needs_anvil() -> None:
 
 
 @pytest.fixture(scope="module")
-def anvils() -> Iterator[dict[str, tuple[Anvil, list[str]]]]:
-    started: dict[str, tuple[Anvil, list[str]]] = {}
-    try:
-        for name, (chain_id, _) in CHAINS.items():
-            node = start_anvil(chain_id)
-            started[name] = (node, [str(rpc(Web3(HTTPProvider(node.url)), "evm_snapshot"))])
-        yield started
-    finally:
-        for node, _ in started.values():
-            node.stop()
+def anvils() -> Iterator[dict[str, Node]]:
+    with running_nodes({name: chain_id for name, (chain_id, _) in CHAINS.items()}) as nodes:
+        yield nodes
 
 
 @dataclass
@@ -110,11 +103,9 @@ class Chain:
         )
 
 
-def deploy(anvils: dict[str, tuple[Anvil, list[str]]], name: str) -> Chain:
-    node, snapshot = anvils[name]
-    w3 = Web3(HTTPProvider(node.url))
-    assert rpc(w3, "evm_revert", snapshot[0]) is True
-    snapshot[0] = str(rpc(w3, "evm_snapshot"))
+def deploy(anvils: dict[str, Node], name: str) -> Chain:
+    node = anvils[name]
+    w3 = node.fresh()
     rpc(w3, "evm_setAutomine", True)
     admin: ChecksumAddress = w3.eth.accounts[0]
     operator: LocalAccount = Account.create()
@@ -127,7 +118,7 @@ def deploy(anvils: dict[str, tuple[Anvil, list[str]]], name: str) -> Chain:
 
 
 @pytest.fixture
-def chains(anvils: dict[str, tuple[Anvil, list[str]]]) -> dict[str, Chain]:
+def chains(anvils: dict[str, Node]) -> dict[str, Chain]:
     return {name: deploy(anvils, name) for name in CHAINS}
 
 
