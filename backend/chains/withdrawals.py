@@ -343,6 +343,10 @@ class Withdrawals:
         latest = now + self.settings.withdrawal_deadline_seconds + DEADLINE_SLACK_SECONDS
         if not now + MIN_DEADLINE_SECONDS <= deadline <= latest:
             raise StaleAuthorization("the deadline is too near or too far: quote again")
+        # The wallet's withdrawal in flight first: while it is, that is why a second one is
+        # refused (its signature may also no longer match the vault's nonce, once it is paid).
+        async with self.db.reads() as session:
+            await self._check_user(session, user_id, draft)
         nonce = await self._vault_nonce(draft)
         if signer_of(draft.message(nonce, deadline), signature) != draft.address:
             raise InvalidAuthorization(
