@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from backend.alerts import service
 from backend.alerts.schemas import AlertView, NewAlert, alert_view
+from backend.auth.sessions import SignedIn, signed_in_id
 from backend.db.uow import UnitOfWork
 from backend.hub.hub import Hub
 from backend.inputs import Id64
 from backend.openapi import errors
-from backend.users.models import User
 
-SignedIn = Request[User, Any, Any]
 AlertId = Id64
-
-
-def _user_id(request: SignedIn) -> int:
-    assert request.user.id is not None
-    return request.user.id
 
 
 class AlertsController(Controller):
@@ -39,7 +33,7 @@ class AlertsController(Controller):
     ) -> AlertView:
         """Notify me (in the bot) once when the market crosses the price."""
         alert = await service.create_alert(
-            uow, hub.backend, _user_id(request), data.market, data.price, data.direction
+            uow, hub.backend, signed_in_id(request), data.market, data.price, data.direction
         )
         return alert_view(alert)
 
@@ -52,7 +46,7 @@ class AlertsController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     ) -> list[AlertView]:
         """My alerts by status, newest first."""
-        found = await service.list_alerts(uow, _user_id(request), status, limit)
+        found = await service.list_alerts(uow, signed_in_id(request), status, limit)
         return [alert_view(alert) for alert in found]
 
     @delete("/{alert_id:int}", responses=errors(409))
@@ -60,4 +54,4 @@ class AlertsController(Controller):
         self, request: SignedIn, alert_id: AlertId, uow: NamedDependency[UnitOfWork]
     ) -> None:
         """Cancel an active alert (again: nothing happens; one that fired: 409)."""
-        await service.cancel_alert(uow, _user_id(request), alert_id)
+        await service.cancel_alert(uow, signed_in_id(request), alert_id)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
-from litestar import Response
+from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException
@@ -160,3 +160,13 @@ async def authenticate(
     if identity is None or not await still_active(db, identity):
         return None
     return identity
+
+
+SignedIn = Request[User, Any, Any]
+"""A request the auth middleware let through: ``request.user`` is the signed-in user."""
+
+
+def signed_in_id(request: SignedIn) -> int:
+    """The signed-in user's id (a stored user always has one)."""
+    assert request.user.id is not None
+    return request.user.id

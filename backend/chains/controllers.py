@@ -14,7 +14,7 @@ from litestar.security.jwt import JWTCookieAuth, Token
 from backend.audit.service import AuditContext
 from backend.auth.ratelimit import RATE_LIMIT_OPT, RateLimiter
 from backend.auth.service import open_session
-from backend.auth.sessions import PUBLIC, session_response
+from backend.auth.sessions import PUBLIC, SignedIn, session_response, signed_in_id
 from backend.chains.schemas import (
     ChallengeRequest,
     ChallengeView,
@@ -30,14 +30,8 @@ from backend.openapi import errors
 from backend.users.models import User
 from backend.users.schemas import UserProfile
 
-SignedIn = Request[User, Any, Any]
 # A proof is a few kilobytes at most (a stateInit, a SIWE message); larger bodies get a 413.
 MAX_BODY_BYTES = 32 * 1024
-
-
-def _user_id(request: SignedIn) -> int:
-    assert request.user.id is not None
-    return request.user.id
 
 
 class WalletsController(Controller):
@@ -83,7 +77,7 @@ class WalletsController(Controller):
         """Link the wallet the proof speaks for: 201 new, 200 linked before; 409
         ``wallet_taken`` when another account has it; 503 ``siwe_unverifiable`` when a contract
         wallet's chain node does not answer (EIP-1271).  The first link pays the wallet award."""
-        linked = await wallets.link(uow, audit, _user_id(request), data.to_proof())
+        linked = await wallets.link(uow, audit, signed_in_id(request), data.to_proof())
         status = 201 if linked.created else 200
         return Response(WalletView.of(linked.wallet), status_code=status)
 
@@ -92,7 +86,7 @@ class WalletsController(Controller):
         self, request: SignedIn, uow: NamedDependency[UnitOfWork], wallets: NamedDependency[Wallets]
     ) -> list[WalletView]:
         """My linked wallets, oldest first."""
-        found = await wallets.wallets(uow.session, _user_id(request))
+        found = await wallets.wallets(uow.session, signed_in_id(request))
         return [WalletView.of(wallet) for wallet in found]
 
     @delete("/{wallet_id:int}", responses=errors(404))
@@ -105,7 +99,7 @@ class WalletsController(Controller):
         wallets: NamedDependency[Wallets],
     ) -> None:
         """Unlink one of my wallets (audited as ``wallet.unlink``)."""
-        await wallets.unlink(uow, audit, _user_id(request), wallet_id)
+        await wallets.unlink(uow, audit, signed_in_id(request), wallet_id)
 
 
 class WalletAuthController(Controller):

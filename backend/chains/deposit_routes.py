@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from backend.auth.sessions import PUBLIC
+from backend.auth.sessions import PUBLIC, SignedIn, signed_in_id
 from backend.chains.deposit_queries import ChainAsset, ChainDeposits, ChainInfo, remember_address
+from backend.chains.evm import chain_user_id
 from backend.db.uow import UnitOfWork
 from backend.openapi import errors
-from backend.users.models import User
 
-SignedIn = Request[User, Any, Any]
 Short = Annotated[str, Parameter(max_length=16)]
 
 
@@ -131,11 +130,10 @@ class DepositsController(Controller):
     ) -> DepositAddressView:
         """My deposit address on a chain: the vault's forwarder for my user id.  What arrives
         there is swept into the vault and credited after the chain's confirmations."""
-        assert request.user.id is not None
-        found = chain_deposits.address(request.user.id, chain, asset)
-        await remember_address(uow.session, request.user.id, chain, found)
-        user_id = "0x" + request.user.id.to_bytes(32, "big").hex()
-        return DepositAddressView(chain, asset, found, user_id)
+        user_id = signed_in_id(request)
+        found = chain_deposits.address(user_id, chain, asset)
+        await remember_address(uow.session, user_id, chain, found)
+        return DepositAddressView(chain, asset, found, "0x" + chain_user_id(user_id).hex())
 
     @get()
     async def mine(
@@ -145,8 +143,7 @@ class DepositsController(Controller):
         chain_deposits: NamedDependency[ChainDeposits],
     ) -> list[DepositView]:
         """My deposits, newest first, with their confirmations so far."""
-        assert request.user.id is not None
-        found = await chain_deposits.deposits(uow.session, request.user.id)
+        found = await chain_deposits.deposits(uow.session, signed_in_id(request))
         return [
             DepositView(
                 d.chain,

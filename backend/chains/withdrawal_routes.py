@@ -7,21 +7,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from backend.audit.service import AuditContext
 from backend.auth.guards import admin_only
+from backend.auth.sessions import SignedIn, signed_in_id
 from backend.chains.withdrawal_models import ChainWithdrawal
 from backend.chains.withdrawals import Withdrawals
 from backend.db.uow import UnitOfWork
 from backend.inputs import Id32
 from backend.ledger.assets import ASSETS
 from backend.openapi import errors
-from backend.users.models import User
 
-SignedIn = Request[User, Any, Any]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
 Amount = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 Address = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -129,11 +128,6 @@ class WithdrawalView(msgspec.Struct):
         )
 
 
-def _user_id(request: SignedIn) -> int:
-    assert request.user.id is not None
-    return request.user.id
-
-
 class WithdrawalsController(Controller):
     path = "/api/withdrawals"
     tags = ["withdrawals"]
@@ -149,7 +143,7 @@ class WithdrawalsController(Controller):
         """The EIP-712 authorisation the receiving wallet signs, with the fee and what
         arrives.  Nothing is debited."""
         quote = await withdrawals.quote(
-            uow.session, _user_id(request), data.chain, data.asset, data.amount, data.address
+            uow.session, signed_in_id(request), data.chain, data.asset, data.amount, data.address
         )
         draft, asset = quote.draft, quote.draft.asset
         return QuoteView(
@@ -177,7 +171,7 @@ class WithdrawalsController(Controller):
         balance is short, and nothing moves); above the threshold it waits for an admin."""
         draft = withdrawals.draft(data.chain, data.asset, data.amount, data.address)
         row = await withdrawals.request(
-            audit, _user_id(request), draft, data.deadline, data.signature
+            audit, signed_in_id(request), draft, data.deadline, data.signature
         )
         return WithdrawalView.of(row, required=withdrawals.required(row.chain))
 
@@ -189,7 +183,7 @@ class WithdrawalsController(Controller):
         withdrawals: NamedDependency[Withdrawals],
     ) -> list[WithdrawalView]:
         """My withdrawals, newest first."""
-        rows = await withdrawals.mine(uow.session, _user_id(request))
+        rows = await withdrawals.mine(uow.session, signed_in_id(request))
         heads = await withdrawals.heads(uow.session)
         return [
             WithdrawalView.of(
@@ -207,7 +201,7 @@ class WithdrawalsController(Controller):
         withdrawals: NamedDependency[Withdrawals],
     ) -> WithdrawalView:
         """Cancel a withdrawal not sent yet; its amount comes back to the balance shortly."""
-        row = await withdrawals.cancel(audit, _user_id(request), withdrawal_id)
+        row = await withdrawals.cancel(audit, signed_in_id(request), withdrawal_id)
         return WithdrawalView.of(row, required=withdrawals.required(row.chain))
 
 

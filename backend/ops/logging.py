@@ -90,6 +90,8 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log duplicates ours, without the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request at INFO: the chain nodes' JSON-RPC calls, several a second.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 class RequestContextMiddleware:

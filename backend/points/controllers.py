@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from backend.account import summary as account
 from backend.audit.service import AuditContext
 from backend.auth.guards import moderator_only
+from backend.auth.sessions import SignedIn, signed_in_id
 from backend.config import Settings
 from backend.db.engine import Database
 from backend.db.uow import UnitOfWork
@@ -36,14 +37,6 @@ from backend.points.schemas import (
     ReferralsView,
 )
 from backend.points.service import Points
-from backend.users.models import User
-
-SignedIn = Request[User, Any, Any]
-
-
-def _user_id(request: SignedIn) -> int:
-    assert request.user.id is not None
-    return request.user.id
 
 
 class BalancesController(Controller):
@@ -55,7 +48,7 @@ class BalancesController(Controller):
         self, request: SignedIn, uow: NamedDependency[UnitOfWork]
     ) -> list[BalanceView]:
         """Every asset's balance: available, locked by open orders or pending transfers, total."""
-        found = await account.balances(uow.read, _user_id(request))
+        found = await account.balances(uow.read, signed_in_id(request))
         return [BalanceView(**asdict(balance)) for balance in found]
 
 
@@ -72,7 +65,9 @@ class PointsController(Controller):
         leaderboard: NamedDependency[Leaderboard],
     ) -> PointsSummary:
         """Balance, rank, check-in streak and what the next check-in pays."""
-        found = await account.points_summary(uow.read, leaderboard, points.rules, _user_id(request))
+        found = await account.points_summary(
+            uow.read, leaderboard, points.rules, signed_in_id(request)
+        )
         return PointsSummary(**asdict(found))
 
     @post("/checkin", status_code=200)
@@ -80,7 +75,7 @@ class PointsController(Controller):
         self, request: SignedIn, uow: NamedDependency[UnitOfWork], points: NamedDependency[Points]
     ) -> CheckinView:
         """Today's check-in (UTC days).  A second one the same day adds nothing."""
-        user_id = _user_id(request)
+        user_id = signed_in_id(request)
         result = await points.checkin(uow, user_id)
         balance = await queries.points_balance(uow.session, user_id)
         return CheckinView(result.checked_in, result.points, result.streak, balance)
@@ -96,7 +91,9 @@ class PointsController(Controller):
         """Point movements, newest first, a page at a time."""
         cursor = _parse_cursor(before)
         async with uow.read() as session:
-            entries = await queries.history(session, _user_id(request), limit=limit, before=cursor)
+            entries = await queries.history(
+                session, signed_in_id(request), limit=limit, before=cursor
+            )
         next_cursor = None
         if len(entries) == limit:
             next_cursor = f"{entries[-1].timestamp}:{entries[-1].id}"
@@ -115,7 +112,7 @@ class PointsController(Controller):
     ) -> LeaderboardView:
         """The top of the board and the signed-in user's own place."""
         top = await named(db, await leaderboard.top(limit))
-        standing = await leaderboard.standing(_user_id(request))
+        standing = await leaderboard.standing(signed_in_id(request))
         return LeaderboardView(
             top=[LeaderboardRow(**row) for row in top],
             me=LeaderboardRow(

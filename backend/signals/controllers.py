@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from backend.auth.sessions import PUBLIC
+from backend.auth.sessions import PUBLIC, SignedIn
 from backend.db.uow import UnitOfWork
 from backend.openapi import errors
 from backend.signals.schemas import RecordView, RiskView, SignalDetail, SignalView
 from backend.signals.service import DEFAULT_RISK, MAX_RISK, Signals
-from backend.users.models import User
 
-SignedIn = Request[User, Any, Any]
 T = TypeVar("T")
 
 

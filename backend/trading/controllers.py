@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from backend.auth.sessions import PUBLIC
+from backend.auth.sessions import PUBLIC, SignedIn, signed_in_id
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, Forbidden
@@ -37,15 +37,8 @@ from backend.trading.schemas import (
     OrderView,
 )
 from backend.trading.service import UnknownMarket
-from backend.users.models import User
 
-SignedIn = Request[User, Any, Any]
 OrderId = Id64
-
-
-def _user_id(request: SignedIn) -> int:
-    assert request.user.id is not None
-    return request.user.id
 
 
 def _order_view(market: TradingMarket, order: OrderState) -> OrderView:
@@ -179,7 +172,7 @@ class OrdersController(Controller):
         placed = await trading.submit(
             market.symbol,
             PlaceOrder(
-                user_id=_user_id(request),
+                user_id=signed_in_id(request),
                 side=Side(data.side),
                 type=order_type,
                 price=price,
@@ -208,7 +201,7 @@ class OrdersController(Controller):
         if market is not None:
             trading.market(market)
         async with uow.read() as session:
-            rows = await queries.orders(session, _user_id(request), status, market, limit)
+            rows = await queries.orders(session, signed_in_id(request), status, market, limit)
         return [_order_view(trading.market(row.market), OrderState.from_row(row)) for row in rows]
 
     @delete("/{order_id:int}", status_code=200, responses=errors(409))
@@ -221,7 +214,7 @@ class OrdersController(Controller):
     ) -> OrderView:
         """Cancel an open order; what it held comes back."""
         row = await self._own(request, order_id, uow)
-        done = await trading.submit(row.market, CancelOrder(_user_id(request), order_id))
+        done = await trading.submit(row.market, CancelOrder(signed_in_id(request), order_id))
         return _order_view(trading.market(row.market), done.order)
 
     @patch("/{order_id:int}", responses=errors(409))
@@ -239,13 +232,15 @@ class OrdersController(Controller):
         market = trading.market(row.market)
         price = _amount(market.ticks, data.price) if data.price is not None else None
         qty = _amount(market.lots, data.qty) if data.qty is not None else None
-        done = await trading.submit(row.market, AmendOrder(_user_id(request), order_id, price, qty))
+        done = await trading.submit(
+            row.market, AmendOrder(signed_in_id(request), order_id, price, qty)
+        )
         return _order_view(market, done.order)
 
     async def _own(self, request: SignedIn, order_id: int, uow: UnitOfWork) -> Order:
         async with uow.read() as session:
             row = await queries.order(session, order_id)
-        if row is None or row.user_id != _user_id(request):
+        if row is None or row.user_id != signed_in_id(request):
             raise OrderNotFound("no such order")
         if row.status != OrderStatus.OPEN.value:
             raise OrderClosed(f"the order is {row.status}")
@@ -269,7 +264,7 @@ class MyTradesController(Controller):
         """Your fills, newest first, a page at a time."""
         if market is not None:
             trading.market(market)
-        user_id = _user_id(request)
+        user_id = signed_in_id(request)
         async with uow.read() as session:
             rows = await queries.my_trades(session, user_id, market, before, limit)
         trades = []
@@ -307,5 +302,5 @@ class FaucetController(Controller):
         """Demo funds: tops each asset up to a fixed level.  Never in production."""
         if not settings.trading.faucet or not trading.demo:
             raise Forbidden("the faucet is for the demo only", code="faucet_off")
-        topped = await trading.top_up(_user_id(request))
+        topped = await trading.top_up(signed_in_id(request))
         return [FaucetView(t.asset, ASSETS[t.asset].format(t.amount)) for t in topped]
