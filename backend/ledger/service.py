@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 import structlog
 from sqlalchemy import text
@@ -93,6 +94,7 @@ def now_micros() -> int:
 class Ledger:
     def __init__(self) -> None:
         self._listeners: list[BalanceListener] = []
+        self._chains: WeakKeyDictionary[UnitOfWork, int] = WeakKeyDictionary()
 
     def listen(self, listener: BalanceListener) -> None:
         """Call ``listener`` with the accounts a committed batch changed."""
@@ -165,7 +167,9 @@ class Ledger:
         self, uow: UnitOfWork, requests: Sequence[TransferRequest], now: int, *, strict: bool
     ) -> tuple[BatchResult, list[str]]:
         store = store_for(await uow.session.connection())
-        chain = await store.begin()
+        # A transaction that submits again appends to the chain it already holds: taking a
+        # second head could wait on a writer that waits for the first.
+        chain = self._chains.setdefault(uow, await store.begin())
         pending_ids = {r.pending_id for r in requests if r.pending_id is not None}
         # Pending transfers are immutable: reading them before the locks is safe, and tells
         # which accounts their post or void must lock.

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.datastructures import CacheControlHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from backend.auth.sessions import PUBLIC
+from backend.auth.sessions import PUBLIC, SignedIn, signed_in_id
 from backend.config import Settings
 from backend.db.uow import UnitOfWork
 from backend.errors import BadRequest, NotFound
@@ -19,7 +19,6 @@ from backend.inputs import INT32_MAX
 from backend.points import badges
 from backend.points.badges import Badge, MetadataFormat, Tier
 from backend.points.queries import points_balance
-from backend.users.models import User
 from backend.users.service import get_user
 
 # A badge changes only when a tier is reached or clawed back: a few minutes' staleness is fine
@@ -157,13 +156,12 @@ class BadgeController(Controller):
     @get("/points/badges")
     async def mine(
         self,
-        request: Request[User, Any, Any],
+        request: SignedIn,
         uow: NamedDependency[UnitOfWork],
         settings: NamedDependency[Settings],
     ) -> MyBadges:
         """The signed-in user's badges: earned tiers with their URLs, and what comes next."""
-        user_id = request.user.id
-        assert user_id is not None
+        user_id = signed_in_id(request)
         async with uow.read() as session:
             points = await points_balance(session, user_id)
         current = badges.tier_for(points)

@@ -107,16 +107,47 @@ class Points:
     async def record_first_trade(self, uow: UnitOfWork, user_id: int, trade_id: str) -> bool:
         """A user's first trade: a one-off award, and the activity that releases referral
         rewards.  Later trades are no-ops here."""
+        first = await self._first_trade(uow, user_id, trade_id)
+        if first is None:
+            return False
+        award, releases = first
+        return await self._award(
+            uow, user_id, award.points, award.reason, award.cause, award.metadata, releases
+        )
+
+    async def pay_trades(
+        self, uow: UnitOfWork, first_trades: Mapping[int, str], awards: Sequence[Award]
+    ) -> int:
+        """Users' first trades (user id to trade id) and trading awards, in one ledger submit.
+
+        A transaction that submitted twice would hold a ledger chain's head while it waits
+        for the accounts of its second submit: against a writer holding those accounts and
+        waiting for that head, PostgreSQL has to abort one of the two.
+        """
+        firsts: list[Award] = []
+        releases: list[TransferRequest] = []
+        for user_id in sorted(first_trades):
+            first = await self._first_trade(uow, user_id, first_trades[user_id])
+            if first is not None:
+                firsts.append(first[0])
+                releases += first[1]
+        return await self.award_many(uow, [*firsts, *awards], releases=releases)
+
+    async def _first_trade(
+        self, uow: UnitOfWork, user_id: int, trade_id: str
+    ) -> tuple[Award, list[TransferRequest]] | None:
+        """Marks the user's first trade; its award and the posts it releases, unsubmitted.
+        None when the user traded before."""
         profile = await self.lock_profile(uow, user_id)
         if profile.first_trade_at is not None:
-            return False
+            return None
         profile.first_trade_at = datetime.now(UTC)
         releases = await self._activate_if_due(uow, profile)
-        metadata = {"trade": trade_id}
-        points = self.settings.first_trade
-        return await self._award(
-            uow, user_id, points, Reason.FIRST_TRADE, str(user_id), metadata, releases
+        cause = str(user_id)
+        award = Award(
+            user_id, self.settings.first_trade, Reason.FIRST_TRADE, cause, {"trade": trade_id}
         )
+        return award, releases
 
     async def record_wallet_link(self, uow: UnitOfWork, user_id: int, address: str) -> bool:
         """Linking a wallet pays once per user: later wallets, or the same one again, do not."""
@@ -131,10 +162,18 @@ class Points:
             uow, user_id, points, Reason.WALLET_LINK, str(user_id), metadata, []
         )
 
-    async def award_many(self, uow: UnitOfWork, awards: Sequence[Award]) -> int:
+    async def award_many(
+        self,
+        uow: UnitOfWork,
+        awards: Sequence[Award],
+        *,
+        releases: Sequence[TransferRequest] = (),
+    ) -> int:
         """Several awards and their referral shares as one ledger submit, so a job paying
         many users (volume points) holds the ledger's locks once and briefly.  Causes paid
-        before are skipped; returns how many awards were paid."""
+        before are skipped; returns how many awards were paid.
+
+        ``releases``: posts of shares an activation freed, submitted first in the batch."""
         wanted = {derived_id(a.reason, a.cause): a for a in awards if a.points > 0}
         paid = await self.ledger.stored(uow, list(wanted))
         todo = sorted(
@@ -167,9 +206,12 @@ class Points:
                 )
                 requests += [share.request for share in shares]
                 owed += shares
-        if not requests:
+        if not requests and not releases:
             return 0
-        await self.ledger.submit(uow, requests)
+        submitted = await self.ledger.submit(uow, [*releases, *requests], strict=False)
+        for request, outcome in zip(requests, submitted.outcomes[len(releases) :], strict=True):
+            if not outcome.ok:
+                raise TransferRefused(request, outcome)
         uow.session.add_all([share.reward for share in owed])
         await uow.session.flush()
         for _, a in todo:

@@ -53,10 +53,11 @@ class VolumePoints:
         """Pay one chunk of unpaid trades; returns how many.
 
         Each user gets one award per side for the whole chunk (its notional summed), and all
-        of them go in one ledger submit: the job takes the ledger's locks once, at the end of
-        its transaction, and the order books' batches do not queue behind it.  An award's
-        cause names the chunk's first and last trade; a chunk whose transaction rolled back
-        paid nothing, and is formed again from unpaid trades.
+        of them, with the awards for users' first trades, go in one ledger submit: the job
+        takes the ledger's locks once, at the end of its transaction, and the order books'
+        batches do not queue behind it.  An award's cause names the chunk's first and last
+        trade; a chunk whose transaction rolled back paid nothing, and is formed again from
+        unpaid trades.
         """
         async with unit_of_work(self.db) as uow:
             query = (
@@ -77,9 +78,11 @@ class VolumePoints:
                         continue
                     notional[(user_id, maker)] += trade.value
                     first_trade.setdefault(user_id, trade)
-            for user_id, trade in first_trade.items():
-                if user_id not in self._traded:
-                    await self.points.record_first_trade(uow, user_id, f"{trade.market}:{trade.id}")
+            firsts = {
+                user_id: f"{trade.market}:{trade.id}"
+                for user_id, trade in first_trade.items()
+                if user_id not in self._traded
+            }
             span = f"{trades[0].id}-{trades[-1].id}"
             awards = [
                 Award(
@@ -91,7 +94,7 @@ class VolumePoints:
                 )
                 for (user_id, maker), value in sorted(notional.items())
             ]
-            await self.points.award_many(uow, awards)
+            await self.points.pay_trades(uow, firsts, awards)
             await uow.session.exec(
                 update(TradeRecord)
                 .where(col(TradeRecord.id).in_([trade.id for trade in trades]))
