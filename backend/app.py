@@ -62,6 +62,8 @@ STATIC_DIR = ROOT / "static"
 TEMPLATE_DIR = ROOT / "webapp" / "templates"
 # Asset URLs carry a content hash (see web/assets.py), so a year-long cache is safe.
 STATIC_CACHE = CacheControlHeader(max_age=365 * 24 * 3600, public=True)
+# Litestar takes 10 MB by default; the largest body a client of ours sends is a few kilobytes.
+MAX_REQUEST_BYTES = 64 * 1024
 
 log = structlog.get_logger(__name__)
 
@@ -179,6 +181,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             prometheus.middleware,
         ],
         on_app_init=[auth.on_app_init],
+        # Every JSON body the API takes is small; a route that needs more says so itself.
+        request_max_body_size=MAX_REQUEST_BYTES,
         lifespan=[lifespan],
         template_config=TemplateConfig(
             directory=TEMPLATE_DIR, engine=JinjaTemplateEngine, engine_callback=template_globals

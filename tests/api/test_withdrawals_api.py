@@ -30,6 +30,7 @@ from eth_typing import ChecksumAddress
 from web3 import HTTPProvider, Web3
 from web3.contract import Contract
 
+from backend.app import MAX_REQUEST_BYTES  # the app-wide body limit: these routes set none
 from backend.ledger.assets import ASSETS
 from backend.testing.anvil import find_anvil
 from backend.trading.service import Trading
@@ -83,8 +84,6 @@ LIMITS: dict[str, dict[str, dict[str, str]]] = {
 # Polls with a deadline: a withdrawal pays in a few of the payouts' 0.2-second passes.
 WITHIN = 30.0
 TON_ADDRESS = "EQD4FPq-PRDieyQKkizFTRtSDyucUIqrj0v_zXJmqaDp6_0t"
-# Litestar's default request body limit (the withdrawal routes set none of their own).
-BODY_LIMIT = 10_000_000
 
 
 @pytest.fixture(autouse=True)
@@ -542,7 +541,7 @@ async def test_the_signed_fields_are_typed_strictly_and_the_body_is_bounded(
     for path in ("/api/withdrawals/quote", "/api/withdrawals"):
         broken = await client.post(path, content=b'{"chain": ', headers=headers)
         refused(broken, 400, "bad_request")
-        huge = b'{"chain": "' + b"x" * BODY_LIMIT + b'"}'
+        huge = b'{"chain": "' + b"x" * MAX_REQUEST_BYTES + b'"}'
         refused(await client.post(path, content=huge, headers=headers), 413, "too_large")
     assert await listed(client, auth) == []
 
@@ -552,10 +551,12 @@ async def test_authorisations_that_do_not_match_are_refused(
 ) -> None:
     _, auth = payer
     wallet: LocalAccount = Account.create()
-    body = draft(wallet, "20")
+    # Above BNB Chain's approval threshold: the one taken stays in flight, whatever the
+    # payouts' pace, until an admin acts.
+    body = draft(wallet, "60", chain="bnb")
     quote = await quoted(client, auth, body)
-    bnb_quote = await quoted(client, auth, draft(wallet, "20", chain="bnb"))
-    assert bnb_quote["typed_data"]["domain"]["chainId"] == 56
+    assert quote["typed_data"]["domain"]["chainId"] == 56
+    eth_quote = await quoted(client, auth, draft(wallet, "60"))
 
     async def attempt(deadline: int, signature: str) -> httpx.Response:
         signed = {**body, "deadline": deadline, "signature": signature}
@@ -564,10 +565,10 @@ async def test_authorisations_that_do_not_match_are_refused(
     someone_else: LocalAccount = Account.create()
     cases = [
         (quote["deadline"], sign(someone_else, quote["typed_data"]), 400, "authorization_invalid"),
-        # Signed for BNB Chain's vault (its chain id, its address): nothing on Ethereum.
+        # Signed for Ethereum's vault (its chain id, its address): nothing on BNB Chain.
         (
-            bnb_quote["deadline"],
-            sign(wallet, bnb_quote["typed_data"]),
+            eth_quote["deadline"],
+            sign(wallet, eth_quote["typed_data"]),
             400,
             "authorization_invalid",
         ),
@@ -592,7 +593,7 @@ async def test_authorisations_that_do_not_match_are_refused(
         refused(await attempt(deadline, signature), status, code)
     # The same signature for another amount than it was signed for.
     other_amount = {
-        **draft(wallet, "21"),
+        **draft(wallet, "61", chain="bnb"),
         "deadline": quote["deadline"],
         "signature": sign(wallet, quote["typed_data"]),
     }
@@ -605,16 +606,17 @@ async def test_authorisations_that_do_not_match_are_refused(
     assert await listed(client, auth) == []
 
     # Signed right: taken; while it is in flight the wallet gets no second one.
-    second_quote = await quoted(client, auth, draft(wallet, "15"))
+    second_quote = await quoted(client, auth, draft(wallet, "15", chain="bnb"))
     made = await attempt(quote["deadline"], sign(wallet, quote["typed_data"]))
     assert made.status_code == 201, made.text
+    assert made.json()["status"] == "pending_approval"
     refused(
         await attempt(quote["deadline"], sign(wallet, quote["typed_data"])),
         409,
         "withdrawal_in_flight",
     )
     second = {
-        **draft(wallet, "15"),
+        **draft(wallet, "15", chain="bnb"),
         "deadline": second_quote["deadline"],
         "signature": sign(wallet, second_quote["typed_data"]),
     }
@@ -622,10 +624,11 @@ async def test_authorisations_that_do_not_match_are_refused(
     refused(in_flight, 409, "withdrawal_in_flight")
     quote_again = await client.post("/api/withdrawals/quote", json=body, headers=auth)
     refused(quote_again, 409, "withdrawal_in_flight")
-    assert await available(client, auth) == FAUCET_USDT - 20
+    assert await available(client, auth) == FAUCET_USDT - 60
     assert [w["id"] for w in await listed(client, auth)] == [made.json()["id"]]
-    # Another wallet of the same user is not held up.
-    assert (await quoted(client, auth, draft(Account.create(), "15")))["nonce"] == 0
+    # Another wallet of the same user is not held up, nor the same wallet on another chain.
+    assert (await quoted(client, auth, draft(Account.create(), "15", chain="bnb")))["nonce"] == 0
+    assert (await quoted(client, auth, draft(wallet, "15")))["nonce"] == 0
 
 
 async def test_more_than_the_balance_is_a_409_and_leaves_no_trace(
